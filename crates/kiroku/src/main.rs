@@ -1,0 +1,38 @@
+//! The `kiroku` binary: parses the command line and hands over to the crate that does the
+//! work. Nothing else lives here.
+
+use clap::{Parser, Subcommand};
+
+/// Log aggregation that speaks Grafana Loki's API: server, agent, web UI and CLI in one binary.
+#[derive(Parser)]
+#[command(name = "kiroku", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: push and query API, storage and the web UI.
+    Server(server::Args),
+    /// Run the collector: pod logs, Kubernetes events and files, pushed to a Loki API.
+    Agent(agent::Args),
+    #[command(flatten)]
+    Client(cli::Command),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(a) => server::run(a),
+        Command::Agent(a) => agent::run(a),
+        Command::Client(c) => cli::run(c),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiroku: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

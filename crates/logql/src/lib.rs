@@ -1,0 +1,19 @@
+//! LogQL, the query language of Grafana Loki, as kiroku speaks it: the parser and printer,
+//! the log pipeline (line filters, parsers, label filters, formatters) and the evaluator of
+//! log and metric queries, all answering exactly as Loki does.
+//!
+//! This crate does not know about storage or HTTP: it reads entries from a [`Source`] that
+//! the store implements, and returns results as [`protocol::response`] types.
+//!
+//! Start reading from:
+//! - [`ast`]: the syntax tree every other module works on;
+//! - [`source`]: the contract with storage ([`Source`], [`StreamCursor`], [`Batch`]).
+
+pub mod ast;
+pub mod pipeline;
+pub mod source;
+
+pub use source::{
+    Batch, Columns, Direction, MemoryEntry, MemorySource, RequiredText, Select, Source,
+    SourceError, StreamCursor,
+};
