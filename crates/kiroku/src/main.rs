@@ -19,7 +19,14 @@ enum Command {
     Agent(agent::Args),
     #[command(flatten)]
     Client(cli::Command),
+    /// Measure kiroku: ingest and query speed, resource use.
+    #[command(subcommand)]
+    Bench(Bench),
 }
+
+/// The benchmarks; each crate measures its own part through real processes.
+#[derive(Subcommand)]
+enum Bench {}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -27,6 +34,7 @@ fn main() -> std::process::ExitCode {
         Command::Server(a) => server::run(a),
         Command::Agent(a) => agent::run(a),
         Command::Client(c) => cli::run(c),
+        Command::Bench(b) => match b {},
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
