@@ -7,13 +7,24 @@
 //!
 //! Start reading from:
 //! - [`ast`]: the syntax tree every other module works on;
+//! - [`parse`] and [`format_query`]: text to tree and back, with Loki's messages;
 //! - [`source`]: the contract with storage ([`Source`], [`StreamCursor`], [`Batch`]).
 
 pub mod ast;
+mod eval;
+mod lexer;
+mod parser;
 pub mod pipeline;
+pub mod printer;
 pub mod source;
 
+pub use parser::{ParseError, parse};
 pub use source::{
     Batch, Columns, Direction, MemoryEntry, MemorySource, RequiredText, Select, Source,
     SourceError, StreamCursor,
 };
+
+/// Parses `q` and prints it as Loki's `/loki/api/v1/format_query` does.
+pub fn format_query(q: &str) -> Result<String, ParseError> {
+    Ok(printer::pretty(&parse(q)?))
+}
