@@ -11,6 +11,7 @@
 //! - [`source`]: the contract with storage ([`Source`], [`StreamCursor`], [`Batch`]).
 
 pub mod ast;
+pub mod detect;
 mod eval;
 mod lexer;
 mod parser;
