@@ -1,12 +1,66 @@
-//! kiroku's storage engine. (Skeleton: the interface the server programs against; the
-//! engine itself is being built.)
+//! kiroku's storage engine: it takes log entries from the push path, makes them durable, and
+//! hands them back to LogQL queries as streams of [`logql::Batch`]es. No embedded database:
+//! a write-ahead log, in-memory heads and immutable part files of our own format.
+//!
+//! ```text
+//! append ──► WAL segment (group commit: one write + one fdatasync per batch) ──► Ok
+//!               │ after it is durable
+//!               ▼
+//!            memtable: per-stream heads, readable at once ──(size or age)──► flusher
+//!                                                                              │
+//!   parts: <tenant>/<yyyy-mm-dd>/<name>.kpart, immutable, columnar, zstd  ◄────┘
+//!          (local directory or object storage), the WAL segment then deleted
+//! ```
+//!
+//! What it does not do: HTTP, validation of labels and lines (the server does that before
+//! calling [`Store::append`]), LogQL evaluation (the `logql` crate reads a [`Reader`]).
+//!
+//! Start reading from [`Store`] (open, append, flush, close, reader), [`Reader`] (the
+//! [`logql::Source`] over heads and parts), then [`wal`], [`head`], [`part`] and [`block`]
+//! for the formats. The design, and why:
+//!
+//! - **Durability**: [`Store::append`] encodes its record on the caller's task and hands
+//!   it to one commit thread, which writes every pending record with one `write` and one
+//!   `fdatasync` (group commit), applies them to the heads, then completes the callers.
+//!   `append` awaits that completion without blocking the runtime.
+//! - **Heads** ([`head`]): per-stream chunks in memory, out-of-order entries accepted;
+//!   frozen chunks are shared with readers by `Arc`. The memtable rotates at
+//!   [`StoreConfig::memtable_bytes`] or [`StoreConfig::max_head_age`] (or idle time), with a
+//!   new WAL segment; the old one is written out as parts and its segment deleted.
+//! - **Parts** ([`part`]): per stream, blocks of up to 8192 entries / 1 MiB with columns
+//!   stored apart (timestamps, lengths, lines, metadata: [`block`]) and a trigram filter
+//!   ([`filter`]); an index section at the end gives everything to plan a query in one
+//!   ranged read. A metric query without a line filter reads timestamps and lengths only.
+//! - **Index** ([`index`]): per tenant, label name → value → stream ids, in memory, rebuilt
+//!   at open from the parts' index sections.
+//! - **Exact duplicates** (same stream, timestamp and line) are dropped when a chunk is
+//!   frozen, when parts are written, and when a cursor merges overlapping sources.
 
-use std::path::PathBuf;
+pub mod backend;
+pub mod block;
+pub mod codec;
+pub mod filter;
+pub mod head;
+pub mod index;
+pub mod part;
+mod read;
+mod store;
+pub mod wal;
 
-use logql::ast::Matcher;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
 use protocol::Labels;
 
-/// How the store is set up.
+pub use read::Reader;
+pub use store::{Store, StoreMetrics};
+
+/// The tenant of single-tenant mode, as Loki names it.
+pub const DEFAULT_TENANT: &str = "fake";
+
+/// How the store is set up. Build it with [`StoreConfig::new`] and change what differs.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub data_dir: PathBuf,
@@ -14,12 +68,99 @@ pub struct StoreConfig {
     pub fsync: bool,
     /// Entries older than this (nanoseconds) are refused and deleted; `None` keeps all.
     pub retention: Option<i64>,
+    /// How much disk the store may use before it deletes the oldest parts.
+    pub retention_max_disk: DiskBudget,
+    /// Line bytes in the memtable before it is written out as parts (default 32 MiB).
+    pub memtable_bytes: u64,
+    /// The oldest a memtable may get before it is written out (default 10 minutes).
+    pub max_head_age: Duration,
+    /// A memtable with no append for this long is written out (default 1 minute), so an
+    /// idle server holds no heads in memory.
+    pub head_idle: Duration,
+    /// zstd level of the lines column (default 3).
+    pub compression_level: i32,
+    /// Names this instance in part names, so that several instances can share one bucket.
+    /// Default: a random id kept in `<data>/instance`.
+    pub instance_id: Option<String>,
+    /// Test hooks that make writes fail as a full disk would.
+    #[doc(hidden)]
+    pub faults: Option<Arc<Faults>>,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            fsync: true,
+            retention: Some(7 * 86_400 * 1_000_000_000),
+            retention_max_disk: DiskBudget::FreePercent(10.0),
+            memtable_bytes: 32 << 20,
+            max_head_age: Duration::from_secs(600),
+            head_idle: Duration::from_secs(60),
+            compression_level: 3,
+            instance_id: None,
+            faults: None,
+        }
+    }
+}
+
+/// `--retention-max-disk`: a byte budget for parts and WAL, or a share of the volume to
+/// keep free.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DiskBudget {
+    Bytes(u64),
+    FreePercent(f64),
+    Unlimited,
+}
+
+/// Switches that make the store's writes fail with "no space left on device".
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Faults {
+    pub wal_full: AtomicBool,
+    pub parts_full: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
-    Io(String),
+    Corrupt(String),
+    /// Retryable: the disk (or the disk budget) is full; the store frees space by deleting
+    /// the oldest data and accepts writes again by itself.
+    #[error("storage is full: {0}; retry later")]
+    DiskFull(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("invalid tenant {0:?}: a tenant is 1 to 150 characters, not \".\" or \"..\"")]
+    InvalidTenant(String),
+    #[error("append of {0} bytes is larger than the limit of 1 GiB: split it")]
+    TooLarge(usize),
+    #[error("object storage {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> StoreError {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return StoreError::DiskFull(format!("{what} {}: {source}", path.display()));
+        }
+        StoreError::Io {
+            what,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Whether the client should retry later (HTTP 429/503 rather than 500).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::DiskFull(_) | StoreError::Closed)
+    }
 }
 
 /// One stream's entries to append, labels already validated and normalised.
@@ -34,6 +175,27 @@ pub struct WriteEntry<'a> {
     pub metadata: &'a [(&'a str, &'a str)],
 }
 
+/// What an append did: entries it refused are listed (the rest are durable).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendReport {
+    pub accepted: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+/// An entry refused by [`Store::append`]: `streams[stream].entries[entry]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub stream: usize,
+    pub entry: usize,
+    pub reason: RejectReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Older than the retention period: Loki's "timestamp too old" (HTTP 400).
+    TooOld { oldest_acceptable: i64 },
+}
+
 /// Per-stream figures over a time range, from block summaries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamStats {
@@ -41,77 +203,4 @@ pub struct StreamStats {
     pub entries: u64,
     pub bytes: u64,
     pub chunks: u64,
-}
-
-pub struct Store {}
-
-impl Store {
-    pub fn open(_cfg: StoreConfig) -> Result<Store, StoreError> {
-        Ok(Store {})
-    }
-
-    /// Appends entries; when this returns `Ok` they are durable in the WAL.
-    pub async fn append(
-        &self,
-        _tenant: &str,
-        _streams: &[WriteStream<'_>],
-    ) -> Result<(), StoreError> {
-        Err(StoreError::Io("not built yet".into()))
-    }
-
-    /// A read view over the given tenants' data (heads and parts).
-    pub fn reader(&self, _tenants: &[String]) -> Reader {
-        Reader {}
-    }
-}
-
-pub struct Reader {}
-
-impl logql::Source for Reader {
-    fn select(
-        &self,
-        _req: &logql::Select<'_>,
-    ) -> Result<Vec<Box<dyn logql::StreamCursor + '_>>, logql::SourceError> {
-        Ok(Vec::new())
-    }
-}
-
-impl Reader {
-    /// Streams matching any of the selectors with data in `[start, end)`.
-    pub fn series(
-        &self,
-        _selectors: &[Vec<Matcher>],
-        _start: i64,
-        _end: i64,
-    ) -> Result<Vec<Labels>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    pub fn label_names(
-        &self,
-        _selector: Option<&[Matcher]>,
-        _start: i64,
-        _end: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    pub fn label_values(
-        &self,
-        _name: &str,
-        _selector: Option<&[Matcher]>,
-        _start: i64,
-        _end: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    pub fn stream_stats(
-        &self,
-        _selector: &[Matcher],
-        _start: i64,
-        _end: i64,
-    ) -> Result<Vec<StreamStats>, StoreError> {
-        Ok(Vec::new())
-    }
 }

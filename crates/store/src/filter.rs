@@ -1,0 +1,218 @@
+//! The per-block text filter: a one-hash Bloom filter over the block's case-folded byte
+//! trigrams, written at ingest and consulted before a block is decompressed.
+//!
+//! Why trigrams: LogQL's `|= "x"` is a substring test, so a filter over whole words would
+//! miss `|= "rror"` in `error`; every line that contains a needle of three or more bytes
+//! contains each of the needle's trigrams, so a block whose filter lacks one cannot match
+//! (no false negatives, by construction). A single trigram is a weak test, but a needle of
+//! length `n` brings `n - 2` of them and all must be present, so even a filter a quarter
+//! full rejects a 12-byte needle absent from the block with probability near 1.
+//!
+//! Trigrams are ASCII-lowercased before hashing, so one filter serves case-sensitive and
+//! case-insensitive needles. For case-insensitive needles the trigrams that hold `k`, `s`
+//! or a non-ASCII byte are left out of the test: Unicode folding matches `k` with the
+//! Kelvin sign and `s` with the long s, which are not ASCII in the line.
+//!
+//! The bitmap is built at [`MAX_BITS`] and folded in half (OR of the halves, valid because
+//! a bit's index is the hash modulo the power-of-two size) while it stays under
+//! [`TARGET_FILL`], so repetitive blocks get small filters: typically 1–4 KiB per block.
+
+use logql::RequiredText;
+
+/// The largest filter, in bits (16 KiB).
+pub const MAX_BITS: usize = 1 << 17;
+/// The smallest filter, in bits (64 bytes).
+const MIN_BITS: usize = 1 << 9;
+/// Fold while the folded filter would have at most this share of bits set.
+const TARGET_FILL: f64 = 0.30;
+
+#[inline]
+fn fold(b: u8) -> u8 {
+    b.to_ascii_lowercase()
+}
+
+#[inline]
+fn trigram_hash(a: u8, b: u8, c: u8) -> u64 {
+    let t = (u64::from(a) << 16) | (u64::from(b) << 8) | u64::from(c);
+    // Multiplicative hashing; bits 40.. are well mixed for a 24-bit key.
+    t.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40
+}
+
+/// Builds a filter from the lines of one block.
+pub struct FilterBuilder {
+    words: Vec<u64>,
+}
+
+impl Default for FilterBuilder {
+    fn default() -> Self {
+        FilterBuilder::new()
+    }
+}
+
+impl FilterBuilder {
+    pub fn new() -> FilterBuilder {
+        FilterBuilder {
+            words: vec![0u64; MAX_BITS / 64],
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.words.iter_mut().for_each(|w| *w = 0);
+    }
+
+    /// Adds every trigram of `line`.
+    #[inline]
+    pub fn add_line(&mut self, line: &[u8]) {
+        if line.len() < 3 {
+            return;
+        }
+        let mask = (MAX_BITS - 1) as u64;
+        let words = &mut self.words[..];
+        let mut a = fold(line[0]);
+        let mut b = fold(line[1]);
+        for &c in &line[2..] {
+            let c = fold(c);
+            let bit = trigram_hash(a, b, c) & mask;
+            words[(bit >> 6) as usize] |= 1u64 << (bit & 63);
+            a = b;
+            b = c;
+        }
+    }
+
+    /// The folded bitmap, as little-endian bytes; its length (a power of two) gives its size.
+    pub fn finish_into(&self, out: &mut Vec<u8>) {
+        let mut words: Vec<u64> = self.words.clone();
+        let mut n = words.len();
+        while n * 64 > MIN_BITS {
+            let half = n / 2;
+            let ones: u32 = (0..half)
+                .map(|i| (words[i] | words[i + half]).count_ones())
+                .sum();
+            if f64::from(ones) > TARGET_FILL * (half * 64) as f64 {
+                break;
+            }
+            for i in 0..half {
+                words[i] |= words[i + half];
+            }
+            n = half;
+        }
+        for w in &words[..n] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+}
+
+/// Whether a block whose filter is `bitmap` may hold a line satisfying `req`. Any malformed
+/// bitmap answers `true` (the filter is only a hint).
+pub fn may_match(bitmap: &[u8], req: &RequiredText) -> bool {
+    match req {
+        RequiredText::Literal {
+            text,
+            case_insensitive,
+        } => may_contain(bitmap, text.as_bytes(), *case_insensitive),
+        RequiredText::All(v) => v.iter().all(|r| may_match(bitmap, r)),
+        RequiredText::Any(v) => v.is_empty() || v.iter().any(|r| may_match(bitmap, r)),
+    }
+}
+
+fn may_contain(bitmap: &[u8], needle: &[u8], case_insensitive: bool) -> bool {
+    let bits = bitmap.len() * 8;
+    if needle.len() < 3 || !bits.is_power_of_two() || bits < 64 {
+        return true;
+    }
+    let mask = (bits - 1) as u64;
+    for w in needle.windows(3) {
+        if case_insensitive
+            && w.iter().any(|&c| {
+                c >= 0x80 || c.eq_ignore_ascii_case(&b'k') || c.eq_ignore_ascii_case(&b's')
+            })
+        {
+            continue;
+        }
+        let bit = trigram_hash(fold(w[0]), fold(w[1]), fold(w[2])) & mask;
+        if bitmap[(bit >> 3) as usize] & (1u8 << (bit & 7)) == 0 {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn build(lines: &[&[u8]]) -> Vec<u8> {
+        let mut f = FilterBuilder::new();
+        for l in lines {
+            f.add_line(l);
+        }
+        let mut out = Vec::new();
+        f.finish_into(&mut out);
+        out
+    }
+
+    fn lit(s: &str, ci: bool) -> RequiredText {
+        RequiredText::Literal {
+            text: s.to_string(),
+            case_insensitive: ci,
+        }
+    }
+
+    #[test]
+    fn rejects_absent_needles_and_keeps_present_ones() {
+        let bm = build(&[b"GET /api/users 200 12ms", b"connection reset by peer"]);
+        assert!(
+            bm.len() <= 1024,
+            "a tiny block gets a small filter: {}",
+            bm.len()
+        );
+        assert!(may_match(&bm, &lit("reset by", false)));
+        assert!(may_match(&bm, &lit("RESET", true)));
+        assert!(
+            may_match(&bm, &lit("ab", false)),
+            "short needles cannot be tested"
+        );
+        assert!(!may_match(&bm, &lit("xylophone-7f3a9c", false)));
+        assert!(!may_match(
+            &bm,
+            &RequiredText::All(vec![lit("reset", false), lit("zebra-quartz", false)])
+        ));
+        assert!(may_match(
+            &bm,
+            &RequiredText::Any(vec![lit("reset", false), lit("zebra-quartz", false)])
+        ));
+    }
+
+    #[test]
+    fn case_insensitive_needles_skip_unicode_folded_letters() {
+        // "oK" with a Kelvin sign matches (?i)"ok" though the line has no ASCII k.
+        let bm = build(&["status: o\u{212A} done".as_bytes()]);
+        assert!(may_match(&bm, &lit("s: ok", true)));
+    }
+
+    proptest! {
+        // No false negatives: every substring of every line passes, in both modes.
+        #[test]
+        fn never_rejects_a_present_substring(
+            lines in proptest::collection::vec("[a-zA-Z0-9 _.:/\u{e9}\u{212a}-]{0,60}", 1..40),
+            pick in any::<proptest::sample::Index>(),
+            from in any::<proptest::sample::Index>(),
+            len in 0usize..20,
+            ci in any::<bool>(),
+        ) {
+            let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            let bm = build(&refs);
+            let line = refs[pick.index(refs.len())];
+            if !line.is_empty() {
+                let s = from.index(line.len());
+                let e = (s + len).min(line.len());
+                let needle = String::from_utf8_lossy(&line[s..e]).into_owned();
+                if line.windows(needle.len().max(1)).any(|w| w == needle.as_bytes()) || needle.is_empty() {
+                    prop_assert!(may_match(&bm, &lit(&needle, ci)));
+                    prop_assert!(may_match(&bm, &lit(&needle.to_uppercase(), true)) || needle.to_uppercase().len() != needle.len());
+                }
+            }
+        }
+    }
+}

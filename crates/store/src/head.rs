@@ -1,0 +1,341 @@
+//! Heads: the entries of the current memtable, in memory, per stream, readable at once.
+//!
+//! A [`HeadStream`] appends entries as they come (any order) to a small *active* chunk;
+//! at [`CHUNK_ENTRIES`] entries or [`CHUNK_BYTES`] of lines the chunk is sorted by
+//! (timestamp, line), de-duplicated and frozen into an immutable [`HeadChunk`] shared with
+//! readers by `Arc`. A reader's snapshot is those `Arc`s plus a sorted copy of the active
+//! chunk, so reads never hold a lock while they decode and never copy more than one
+//! small chunk per stream.
+//!
+//! A [`Memtable`] is all heads of one WAL segment (one generation). When it is large or old
+//! enough the commit thread rotates it and the flusher writes it out as parts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use logql::Batch;
+use parking_lot::RwLock;
+
+/// Entries of an active chunk before it is frozen.
+pub const CHUNK_ENTRIES: usize = 2048;
+/// Line bytes of an active chunk before it is frozen.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// A frozen, sorted, duplicate-free run of one stream's entries, lines and metadata.
+#[derive(Debug)]
+pub struct HeadChunk {
+    pub batch: Batch,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+impl HeadChunk {
+    pub fn raw_bytes(&self) -> u64 {
+        self.batch.line_data.len() as u64
+    }
+}
+
+/// One stream's entries in a memtable.
+#[derive(Debug)]
+pub struct HeadStream {
+    frozen: Vec<Arc<HeadChunk>>,
+    active: Batch,
+    /// Hash of (name, value) to the id in `active.metadata_dict`.
+    meta_ids: HashMap<u64, u32>,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+impl Default for HeadStream {
+    fn default() -> HeadStream {
+        HeadStream {
+            frozen: Vec::new(),
+            active: Batch::default(),
+            meta_ids: HashMap::new(),
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+        }
+    }
+}
+
+impl HeadStream {
+    /// Appends one entry. `meta` pairs are (name, value).
+    pub fn push<'m>(
+        &mut self,
+        ts: i64,
+        line: &[u8],
+        meta: impl Iterator<Item = (&'m str, &'m str)>,
+    ) {
+        let b = &mut self.active;
+        if b.line_offsets.is_empty() {
+            b.line_offsets.push(0);
+        }
+        b.timestamps.push(ts);
+        b.line_lengths.push(line.len() as u32);
+        b.line_data.extend_from_slice(line);
+        b.line_offsets.push(b.line_data.len() as u32);
+        let mut any = false;
+        for (n, v) in meta {
+            if !any {
+                any = true;
+                if b.metadata_offsets.is_empty() {
+                    // Entries before this one had none.
+                    b.metadata_offsets.resize(b.timestamps.len(), 0);
+                }
+            }
+            let h = {
+                let mut x = xxhash_rust::xxh3::Xxh3::new();
+                x.update(n.as_bytes());
+                x.update(&[0xff]);
+                x.update(v.as_bytes());
+                x.digest()
+            };
+            let id = match self.meta_ids.get(&h) {
+                Some(&id)
+                    if b.metadata_dict[id as usize].0 == n
+                        && b.metadata_dict[id as usize].1 == v =>
+                {
+                    id
+                }
+                _ => match b.metadata_dict.iter().position(|(a, c)| a == n && c == v) {
+                    Some(i) => i as u32,
+                    None => {
+                        b.metadata_dict.push((n.to_string(), v.to_string()));
+                        let id = (b.metadata_dict.len() - 1) as u32;
+                        self.meta_ids.insert(h, id);
+                        id
+                    }
+                },
+            };
+            b.metadata_ids.push(id);
+        }
+        if !b.metadata_offsets.is_empty() {
+            b.metadata_offsets.push(b.metadata_ids.len() as u32);
+        }
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+        if b.timestamps.len() >= CHUNK_ENTRIES || b.line_data.len() >= CHUNK_BYTES {
+            self.freeze();
+        }
+    }
+
+    /// Moves the active chunk, sorted, into the frozen list.
+    fn freeze(&mut self) {
+        if self.active.is_empty() {
+            return;
+        }
+        let chunk = sorted_chunk(&self.active);
+        self.frozen.push(Arc::new(chunk));
+        self.active.clear();
+        self.meta_ids.clear();
+    }
+
+    /// The stream's chunks overlapping `[start, end)`, the active one copied and sorted.
+    pub fn snapshot(&self, start: i64, end: i64, out: &mut Vec<Arc<HeadChunk>>) {
+        for c in &self.frozen {
+            if c.max_ts >= start && c.min_ts < end {
+                out.push(c.clone());
+            }
+        }
+        if !self.active.is_empty() {
+            let c = sorted_chunk(&self.active);
+            if c.max_ts >= start && c.min_ts < end {
+                out.push(Arc::new(c));
+            }
+        }
+    }
+
+    /// All entries, sorted by (timestamp, line) and de-duplicated, for writing parts.
+    pub fn merged(&self) -> Batch {
+        let mut all: Vec<Arc<HeadChunk>> = self.frozen.clone();
+        if !self.active.is_empty() {
+            all.push(Arc::new(sorted_chunk(&self.active)));
+        }
+        merge_chunks(&all)
+    }
+
+    pub fn entries(&self) -> usize {
+        self.frozen.iter().map(|c| c.batch.len()).sum::<usize>() + self.active.len()
+    }
+}
+
+/// A sorted, de-duplicated copy of `b` (entries in any order).
+pub fn sorted_chunk(b: &Batch) -> HeadChunk {
+    let n = b.len();
+    let sorted = (1..n).all(|i| {
+        let (a, c) = (b.timestamps[i - 1], b.timestamps[i]);
+        a < c || (a == c && b.line(i - 1) < b.line(i))
+    });
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    if !sorted {
+        order.sort_unstable_by(|&x, &y| {
+            let (x, y) = (x as usize, y as usize);
+            b.timestamps[x]
+                .cmp(&b.timestamps[y])
+                .then_with(|| b.line(x).cmp(b.line(y)))
+        });
+    }
+    let mut out = Batch::default();
+    copy_entries(b, &order, &mut out);
+    HeadChunk {
+        min_ts: out.timestamps.first().copied().unwrap_or(0),
+        max_ts: out.timestamps.last().copied().unwrap_or(0),
+        batch: out,
+    }
+}
+
+/// Appends the entries `order` of `src` (sorted) to `dst`, dropping exact duplicates of the
+/// entry before. Metadata ids are remapped into `dst`'s dictionary.
+fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch) {
+    let has_meta = !src.metadata_offsets.is_empty();
+    if dst.line_offsets.is_empty() {
+        dst.line_offsets.push(0);
+    }
+    let mut remap: Vec<u32> = Vec::new();
+    if has_meta {
+        remap = vec![u32::MAX; src.metadata_dict.len()];
+        if dst.metadata_offsets.is_empty() {
+            dst.metadata_offsets.resize(dst.timestamps.len() + 1, 0);
+        }
+    }
+    let dst_meta = !dst.metadata_offsets.is_empty();
+    for &i in order {
+        let i = i as usize;
+        let ts = src.timestamps[i];
+        let line = src.line(i);
+        if let Some(&last) = dst.timestamps.last()
+            && last == ts
+            && dst.line(dst.len() - 1) == line
+        {
+            continue;
+        }
+        dst.timestamps.push(ts);
+        dst.line_lengths.push(line.len() as u32);
+        dst.line_data.extend_from_slice(line);
+        dst.line_offsets.push(dst.line_data.len() as u32);
+        if has_meta {
+            let s = src.metadata_offsets[i] as usize;
+            let e = src.metadata_offsets[i + 1] as usize;
+            for &id in &src.metadata_ids[s..e] {
+                let r = &mut remap[id as usize];
+                if *r == u32::MAX {
+                    let pair = &src.metadata_dict[id as usize];
+                    *r = match dst.metadata_dict.iter().position(|p| p == pair) {
+                        Some(p) => p as u32,
+                        None => {
+                            dst.metadata_dict.push(pair.clone());
+                            (dst.metadata_dict.len() - 1) as u32
+                        }
+                    };
+                }
+                dst.metadata_ids.push(*r);
+            }
+        }
+        if dst_meta {
+            dst.metadata_offsets.push(dst.metadata_ids.len() as u32);
+        }
+    }
+}
+
+/// Merges sorted, de-duplicated chunks into one sorted, de-duplicated batch.
+pub fn merge_chunks(chunks: &[Arc<HeadChunk>]) -> Batch {
+    let mut out = Batch::default();
+    if chunks.iter().any(|c| !c.batch.metadata_offsets.is_empty()) {
+        out.metadata_offsets.push(0);
+    }
+    out.line_offsets.push(0);
+    // Chunks mostly follow each other in time: copy runs, merge only where they overlap.
+    let mut order: Vec<&HeadChunk> = chunks.iter().map(|c| &**c).collect();
+    order.sort_by_key(|c| c.min_ts);
+    let disjoint = order.windows(2).all(|w| w[0].max_ts < w[1].min_ts);
+    if disjoint {
+        for c in order {
+            let idx: Vec<u32> = (0..c.batch.len() as u32).collect();
+            copy_entries(&c.batch, &idx, &mut out);
+        }
+        return out;
+    }
+    // General case: gather all, sort, dedup (rare: out-of-order streams).
+    let mut all = Batch::default();
+    for c in order {
+        let idx: Vec<u32> = (0..c.batch.len() as u32).collect();
+        copy_entries(&c.batch, &idx, &mut all);
+    }
+    let n = all.len();
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    idx.sort_unstable_by(|&x, &y| {
+        let (x, y) = (x as usize, y as usize);
+        all.timestamps[x]
+            .cmp(&all.timestamps[y])
+            .then_with(|| all.line(x).cmp(all.line(y)))
+    });
+    let mut out2 = Batch::default();
+    copy_entries(&all, &idx, &mut out2);
+    out2
+}
+
+/// Identifies a stream across tenants inside a memtable.
+pub type StreamKey = (u32, u32);
+
+/// The heads of one generation.
+#[derive(Debug)]
+pub struct Memtable {
+    pub generation: u64,
+    pub created: Instant,
+    pub streams: RwLock<HashMap<StreamKey, HeadStream>>,
+    /// Line bytes and entries appended, for rotation and metrics.
+    pub bytes: AtomicU64,
+    pub entries: AtomicU64,
+}
+
+impl Memtable {
+    pub fn new(generation: u64) -> Memtable {
+        Memtable {
+            generation,
+            created: Instant::now(),
+            streams: RwLock::new(HashMap::new()),
+            bytes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.load(Ordering::Relaxed) == 0
+    }
+
+    pub fn stream_mut(map: &mut HashMap<StreamKey, HeadStream>, key: StreamKey) -> &mut HeadStream {
+        map.entry(key).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_and_duplicates_come_out_sorted_once() {
+        let mut h = HeadStream::default();
+        for (ts, line) in [(5, "b"), (1, "a"), (5, "a"), (5, "b"), (3, "c")] {
+            h.push(ts, line.as_bytes(), std::iter::empty());
+        }
+        h.freeze();
+        h.push(2, b"x", [("k", "v")].into_iter());
+        h.push(5, b"b", std::iter::empty());
+        let m = h.merged();
+        let got: Vec<(i64, &[u8])> = (0..m.len()).map(|i| (m.timestamps[i], m.line(i))).collect();
+        assert_eq!(
+            got,
+            vec![(1, &b"a"[..]), (2, b"x"), (3, b"c"), (5, b"a"), (5, b"b")]
+        );
+        assert_eq!(m.metadata(1).collect::<Vec<_>>(), vec![("k", "v")]);
+        assert_eq!(m.metadata(0).count(), 0);
+        let mut snap = Vec::new();
+        h.snapshot(2, 3, &mut snap);
+        assert_eq!(snap.len(), 2);
+        snap.clear();
+        h.snapshot(6, 9, &mut snap);
+        assert!(snap.is_empty());
+    }
+}

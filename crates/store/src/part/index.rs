@@ -1,0 +1,259 @@
+//! The index section and footer of a part file: everything a reader needs to plan a query
+//! (streams with their label sets, blocks with their time ranges, counts, sizes), read with
+//! one ranged read from the end of the file.
+//!
+//! ```text
+//! [block 0: ts | lengths | lines | metadata | filter] [block 1 ...] ...
+//! [index: zstd of  version, min_ts, max_ts, superseded parts, streams, blocks]
+//! [footer, 32 bytes: index_offset u64 | index_len u32 | index_raw_len u32 | crc32 u32 |
+//!                    format u32 | magic "KIROKUP1"]
+//! ```
+//!
+//! Block offsets are not stored: blocks are laid out in order, each as long as the sum of
+//! its column and filter sizes.
+
+use protocol::{Label, Labels};
+
+use crate::block::ColumnSizes;
+use crate::codec::{Corrupt, Decoder, put_bytes, put_ivarint, put_u32, put_u64, put_uvarint};
+
+pub const FOOTER_LEN: usize = 32;
+const MAGIC: &[u8; 8] = b"KIROKUP1";
+const FORMAT: u32 = 1;
+
+/// A block as the index describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockMeta {
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub count: u32,
+    /// Sum of the line lengths.
+    pub raw_bytes: u64,
+    /// Where the block starts in the file (derived at load).
+    pub offset: u64,
+    pub columns: ColumnSizes,
+    pub filter_len: u32,
+}
+
+impl BlockMeta {
+    pub fn ts_range(&self) -> (u64, u64) {
+        (self.offset, u64::from(self.columns.ts))
+    }
+    /// Timestamps and lengths, adjacent: one read.
+    pub fn ts_and_lengths_range(&self) -> (u64, u64) {
+        (
+            self.offset,
+            u64::from(self.columns.ts) + u64::from(self.columns.lengths),
+        )
+    }
+    pub fn lines_range(&self) -> (u64, u64) {
+        let c = &self.columns;
+        (
+            self.offset + u64::from(c.ts) + u64::from(c.lengths),
+            u64::from(c.lines),
+        )
+    }
+    pub fn meta_range(&self) -> (u64, u64) {
+        let c = &self.columns;
+        (
+            self.offset + u64::from(c.ts) + u64::from(c.lengths) + u64::from(c.lines),
+            u64::from(c.meta),
+        )
+    }
+    pub fn filter_range(&self) -> (u64, u64) {
+        (self.offset + self.columns_len(), u64::from(self.filter_len))
+    }
+    pub fn columns_len(&self) -> u64 {
+        let c = &self.columns;
+        u64::from(c.ts) + u64::from(c.lengths) + u64::from(c.lines) + u64::from(c.meta)
+    }
+    /// Bytes of the block in the file: columns and filter.
+    pub fn stored_len(&self) -> u64 {
+        self.columns_len() + u64::from(self.filter_len)
+    }
+}
+
+/// A stream as the index describes it: its labels and its blocks, in time order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMeta {
+    pub labels: Labels,
+    pub fingerprint: u64,
+    pub blocks: std::ops::Range<u32>,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartIndex {
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Names of parts this one replaces (compaction): a reader that finds them ignores them.
+    pub supersedes: Vec<String>,
+    pub streams: Vec<StreamMeta>,
+    pub blocks: Vec<BlockMeta>,
+}
+
+impl PartIndex {
+    pub fn entries(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.count)).sum()
+    }
+
+    /// The index section and footer, appended to `out`, for a part whose blocks end at
+    /// `index_offset`.
+    pub fn encode(&self, index_offset: u64, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut raw = Vec::with_capacity(64 * self.blocks.len() + 128 * self.streams.len());
+        put_uvarint(&mut raw, u64::from(FORMAT));
+        put_ivarint(&mut raw, self.min_ts);
+        put_ivarint(&mut raw, self.max_ts);
+        put_uvarint(&mut raw, self.supersedes.len() as u64);
+        for s in &self.supersedes {
+            put_bytes(&mut raw, s.as_bytes());
+        }
+        put_uvarint(&mut raw, self.streams.len() as u64);
+        for s in &self.streams {
+            put_u64(&mut raw, s.fingerprint);
+            put_uvarint(&mut raw, s.labels.len() as u64);
+            for l in &s.labels {
+                put_bytes(&mut raw, l.name.as_bytes());
+                put_bytes(&mut raw, l.value.as_bytes());
+            }
+            put_uvarint(&mut raw, u64::from(s.blocks.start));
+            put_uvarint(&mut raw, u64::from(s.blocks.end - s.blocks.start));
+        }
+        put_uvarint(&mut raw, self.blocks.len() as u64);
+        for b in &self.blocks {
+            put_ivarint(&mut raw, b.min_ts);
+            put_uvarint(&mut raw, b.max_ts.wrapping_sub(b.min_ts) as u64);
+            put_uvarint(&mut raw, u64::from(b.count));
+            put_uvarint(&mut raw, b.raw_bytes);
+            put_uvarint(&mut raw, u64::from(b.columns.ts));
+            put_uvarint(&mut raw, u64::from(b.columns.lengths));
+            put_uvarint(&mut raw, u64::from(b.columns.lines));
+            put_uvarint(&mut raw, u64::from(b.columns.meta));
+            put_uvarint(&mut raw, u64::from(b.filter_len));
+        }
+        let packed = zstd::bulk::compress(&raw, 3)?;
+        let too_big = || std::io::Error::other("part index larger than 4 GiB");
+        out.extend_from_slice(&packed);
+        put_u64(out, index_offset);
+        put_u32(out, u32::try_from(packed.len()).map_err(|_| too_big())?);
+        put_u32(out, u32::try_from(raw.len()).map_err(|_| too_big())?);
+        put_u32(out, crc32fast::hash(&packed));
+        put_u32(out, FORMAT);
+        out.extend_from_slice(MAGIC);
+        Ok(())
+    }
+}
+
+/// Where the index is, read from the last [`FOOTER_LEN`] bytes of a part.
+#[derive(Debug, Clone, Copy)]
+pub struct Footer {
+    pub index_offset: u64,
+    pub index_len: u32,
+    index_raw_len: u32,
+    crc: u32,
+}
+
+impl Footer {
+    pub fn decode(b: &[u8], file_len: u64) -> Result<Footer, Corrupt> {
+        if b.len() != FOOTER_LEN || &b[24..32] != MAGIC {
+            return Err(Corrupt);
+        }
+        let mut d = Decoder::new(b);
+        let f = Footer {
+            index_offset: d.u64()?,
+            index_len: d.u32()?,
+            index_raw_len: d.u32()?,
+            crc: d.u32()?,
+        };
+        if d.u32()? != FORMAT
+            || f.index_offset + u64::from(f.index_len) + FOOTER_LEN as u64 != file_len
+        {
+            return Err(Corrupt);
+        }
+        Ok(f)
+    }
+
+    pub fn decode_index(&self, packed: &[u8]) -> Result<PartIndex, Corrupt> {
+        if crc32fast::hash(packed) != self.crc || packed.len() != self.index_len as usize {
+            return Err(Corrupt);
+        }
+        let raw =
+            zstd::bulk::decompress(packed, self.index_raw_len as usize).map_err(|_| Corrupt)?;
+        let mut d = Decoder::new(&raw);
+        if d.uvarint()? != u64::from(FORMAT) {
+            return Err(Corrupt);
+        }
+        let mut idx = PartIndex {
+            min_ts: d.ivarint()?,
+            max_ts: d.ivarint()?,
+            ..PartIndex::default()
+        };
+        let n = d.count(1)?;
+        for _ in 0..n {
+            idx.supersedes.push(d.str()?.to_string());
+        }
+        let n = d.count(11)?;
+        for _ in 0..n {
+            let fingerprint = d.u64()?;
+            let nl = d.count(2)?;
+            let mut labels = Vec::with_capacity(nl);
+            for _ in 0..nl {
+                let name = d.str()?.to_string();
+                let value = d.str()?.to_string();
+                labels.push(Label { name, value });
+            }
+            if !labels.windows(2).all(|w| w[0].name < w[1].name) {
+                return Err(Corrupt);
+            }
+            let start = u32::try_from(d.uvarint()?).map_err(|_| Corrupt)?;
+            let len = u32::try_from(d.uvarint()?).map_err(|_| Corrupt)?;
+            idx.streams.push(StreamMeta {
+                labels: Labels::from_sorted(labels),
+                fingerprint,
+                blocks: start..start.checked_add(len).ok_or(Corrupt)?,
+                min_ts: 0,
+                max_ts: 0,
+            });
+        }
+        let n = d.count(9)?;
+        let mut offset = 0u64;
+        let u32v = |d: &mut Decoder<'_>| u32::try_from(d.uvarint()?).map_err(|_| Corrupt);
+        for _ in 0..n {
+            let min_ts = d.ivarint()?;
+            let max_ts = min_ts.wrapping_add(d.uvarint()? as i64);
+            let count = u32v(&mut d)?;
+            let raw_bytes = d.uvarint()?;
+            let columns = ColumnSizes {
+                ts: u32v(&mut d)?,
+                lengths: u32v(&mut d)?,
+                lines: u32v(&mut d)?,
+                meta: u32v(&mut d)?,
+            };
+            let filter_len = u32v(&mut d)?;
+            let b = BlockMeta {
+                min_ts,
+                max_ts,
+                count,
+                raw_bytes,
+                offset,
+                columns,
+                filter_len,
+            };
+            offset += b.stored_len();
+            idx.blocks.push(b);
+        }
+        if offset != self.index_offset {
+            return Err(Corrupt);
+        }
+        for s in &mut idx.streams {
+            let blocks = idx
+                .blocks
+                .get(s.blocks.start as usize..s.blocks.end as usize)
+                .ok_or(Corrupt)?;
+            s.min_ts = blocks.iter().map(|b| b.min_ts).min().unwrap_or(0);
+            s.max_ts = blocks.iter().map(|b| b.max_ts).max().unwrap_or(0);
+        }
+        Ok(idx)
+    }
+}

@@ -1,0 +1,156 @@
+//! Writes a part file front to back: blocks as they are encoded, then the index and footer.
+//! Memory stays at one block whatever the part's size.
+
+use std::io::Write;
+
+use logql::Batch;
+use protocol::Labels;
+
+use crate::block::{BlockEncoder, MAX_ENTRIES, MAX_RAW_BYTES};
+use crate::filter::FilterBuilder;
+use crate::part::index::{BlockMeta, PartIndex, StreamMeta};
+
+pub struct PartWriter<W: Write> {
+    out: W,
+    written: u64,
+    buf: Vec<u8>,
+    index: PartIndex,
+    filter: FilterBuilder,
+}
+
+impl<W: Write> PartWriter<W> {
+    pub fn new(out: W) -> PartWriter<W> {
+        PartWriter {
+            out,
+            written: 0,
+            buf: Vec::new(),
+            index: PartIndex {
+                min_ts: i64::MAX,
+                max_ts: i64::MIN,
+                ..PartIndex::default()
+            },
+            filter: FilterBuilder::new(),
+        }
+    }
+
+    /// Records that this part replaces `name` (see [`PartIndex::supersedes`]).
+    pub fn supersede(&mut self, name: String) {
+        self.index.supersedes.push(name);
+    }
+
+    /// Adds one stream's entries, sorted by (timestamp, line), deduplicated, with lines,
+    /// cut into blocks. Each stream is added once.
+    pub fn add_stream(
+        &mut self,
+        labels: &Labels,
+        entries: &Batch,
+        enc: &mut BlockEncoder,
+    ) -> std::io::Result<()> {
+        self.add_stream_range(labels, entries, 0..entries.len(), enc)
+    }
+
+    /// Adds entries `range` of `entries` as one stream (see [`PartWriter::add_stream`]).
+    pub fn add_stream_range(
+        &mut self,
+        labels: &Labels,
+        entries: &Batch,
+        range: std::ops::Range<usize>,
+        enc: &mut BlockEncoder,
+    ) -> std::io::Result<()> {
+        let n = range.end;
+        if range.is_empty() {
+            return Ok(());
+        }
+        let first_block = self.index.blocks.len() as u32;
+        let mut start = range.start;
+        while start < n {
+            // Cut at MAX_ENTRIES or MAX_RAW_BYTES, whichever comes first; at least one entry.
+            let base = entries.line_offsets[start];
+            let mut end = (start + MAX_ENTRIES).min(n);
+            if (entries.line_offsets[end] - base) as usize > MAX_RAW_BYTES {
+                let limit = base as usize + MAX_RAW_BYTES;
+                end = start
+                    + 1
+                    + entries.line_offsets[start + 1..=end]
+                        .partition_point(|&o| (o as usize) <= limit)
+                        .saturating_sub(1);
+                end = end.clamp(start + 1, n);
+            }
+            self.buf.clear();
+            let columns = enc.encode(entries, start..end, &mut self.buf)?;
+            self.filter.clear();
+            for i in start..end {
+                self.filter.add_line(entries.line(i));
+            }
+            let before = self.buf.len();
+            self.filter.finish_into(&mut self.buf);
+            let filter_len = (self.buf.len() - before) as u32;
+            let meta = BlockMeta {
+                min_ts: entries.timestamps[start],
+                max_ts: entries.timestamps[end - 1],
+                count: (end - start) as u32,
+                raw_bytes: u64::from(entries.line_offsets[end] - base),
+                offset: self.written,
+                columns,
+                filter_len,
+            };
+            self.out.write_all(&self.buf)?;
+            self.written += self.buf.len() as u64;
+            self.index.min_ts = self.index.min_ts.min(meta.min_ts);
+            self.index.max_ts = self.index.max_ts.max(meta.max_ts);
+            self.index.blocks.push(meta);
+            start = end;
+        }
+        self.push_stream(labels, first_block);
+        Ok(())
+    }
+
+    /// Adds one stream as blocks already encoded elsewhere (compaction copies them without
+    /// decompressing): each item is a block's description and its bytes (columns and filter).
+    pub fn add_encoded_stream<'b>(
+        &mut self,
+        labels: &Labels,
+        blocks: impl IntoIterator<Item = (&'b BlockMeta, &'b [u8])>,
+    ) -> std::io::Result<()> {
+        let first_block = self.index.blocks.len() as u32;
+        for (meta, bytes) in blocks {
+            debug_assert_eq!(bytes.len() as u64, meta.stored_len());
+            self.out.write_all(bytes)?;
+            let mut m = meta.clone();
+            m.offset = self.written;
+            self.written += bytes.len() as u64;
+            self.index.min_ts = self.index.min_ts.min(m.min_ts);
+            self.index.max_ts = self.index.max_ts.max(m.max_ts);
+            self.index.blocks.push(m);
+        }
+        if self.index.blocks.len() as u32 > first_block {
+            self.push_stream(labels, first_block);
+        }
+        Ok(())
+    }
+
+    fn push_stream(&mut self, labels: &Labels, first_block: u32) {
+        let blocks = &self.index.blocks[first_block as usize..];
+        self.index.streams.push(StreamMeta {
+            labels: labels.clone(),
+            fingerprint: labels.fingerprint(),
+            min_ts: blocks.iter().map(|b| b.min_ts).min().unwrap_or(0),
+            max_ts: blocks.iter().map(|b| b.max_ts).max().unwrap_or(0),
+            blocks: first_block..self.index.blocks.len() as u32,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.blocks.is_empty()
+    }
+
+    /// Writes the index and footer; returns the sink, the index and the file's size.
+    pub fn finish(mut self) -> std::io::Result<(W, PartIndex, u64)> {
+        self.buf.clear();
+        self.index.encode(self.written, &mut self.buf)?;
+        self.out.write_all(&self.buf)?;
+        self.out.flush()?;
+        let size = self.written + self.buf.len() as u64;
+        Ok((self.out, self.index, size))
+    }
+}

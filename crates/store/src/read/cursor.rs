@@ -1,0 +1,390 @@
+//! One stream's entries in time order, merged from its sources (part blocks and head
+//! chunks), exact duplicates dropped.
+//!
+//! Sources are sorted by the time they start in the read's direction (earliest `min_ts`
+//! forward, latest `max_ts` backward) and opened only when the merge reaches them: a source
+//! is opened when its bound is at or before the best entry of the sources already open.
+//! With time-ordered data that means one open block at a time, and a limited query reads
+//! only the blocks it returns. A block is skipped unread when its trigram filter rules out
+//! the query's required text. Sources that overlap another are decoded with their lines so
+//! equal `(timestamp, line)` pairs can be recognised.
+
+use std::sync::Arc;
+
+use logql::{Batch, Columns, Direction, RequiredText, Select, SourceError, StreamCursor};
+use protocol::Labels;
+
+use crate::block::BlockDecoder;
+use crate::head::HeadChunk;
+use crate::read::{SourceRef, Src};
+use crate::store::Shared;
+
+/// Entries per batch at most.
+const BATCH: usize = 8192;
+
+pub struct Cursor {
+    shared: Arc<Shared>,
+    labels: Labels,
+    srcs: Vec<Src>,
+    next: usize,
+    open: Vec<Open>,
+    start: i64,
+    end: i64,
+    dir: Direction,
+    columns: Columns,
+    required: Option<RequiredText>,
+    out: Batch,
+    dec: Option<BlockDecoder>,
+    io: Vec<u8>,
+}
+
+enum Data {
+    Owned(Batch),
+    Head(Arc<HeadChunk>),
+}
+
+struct Open {
+    data: Data,
+    /// Entries `lo..hi` are in range; `k` of them were consumed.
+    lo: usize,
+    hi: usize,
+    k: usize,
+    lines: bool,
+    /// Source metadata id → output batch id, for the current output batch.
+    remap: Vec<u32>,
+}
+
+impl Open {
+    fn batch(&self) -> &Batch {
+        match &self.data {
+            Data::Owned(b) => b,
+            Data::Head(c) => &c.batch,
+        }
+    }
+    fn left(&self) -> usize {
+        self.hi - self.lo - self.k
+    }
+    /// Index of the current entry.
+    fn cur(&self, dir: Direction) -> usize {
+        match dir {
+            Direction::Forward => self.lo + self.k,
+            Direction::Backward => self.hi - 1 - self.k,
+        }
+    }
+    fn ts(&self, dir: Direction) -> i64 {
+        self.batch().timestamps[self.cur(dir)]
+    }
+}
+
+impl Cursor {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        labels: Labels,
+        mut srcs: Vec<Src>,
+        req: &Select<'_>,
+    ) -> Cursor {
+        if req.direction == Direction::Backward {
+            srcs.sort_by(|a, b| b.max_ts.cmp(&a.max_ts).then(b.min_ts.cmp(&a.min_ts)));
+        }
+        Cursor {
+            shared,
+            labels,
+            srcs,
+            next: 0,
+            open: Vec::new(),
+            start: req.start,
+            end: req.end,
+            dir: req.direction,
+            columns: req.columns,
+            required: req.required.cloned(),
+            out: Batch::default(),
+            dec: None,
+            io: Vec::new(),
+        }
+    }
+
+    fn bound(&self, s: &Src) -> i64 {
+        match self.dir {
+            Direction::Forward => s.min_ts,
+            Direction::Backward => s.max_ts,
+        }
+    }
+
+    /// `a` comes before `b` in the read's direction.
+    fn before(&self, a: i64, b: i64) -> bool {
+        match self.dir {
+            Direction::Forward => a < b,
+            Direction::Backward => a > b,
+        }
+    }
+
+    /// The best current timestamp among open sources.
+    fn open_best(&self) -> Option<i64> {
+        self.open
+            .iter()
+            .map(|o| o.ts(self.dir))
+            .reduce(|a, b| if self.before(b, a) { b } else { a })
+    }
+
+    /// Opens sources until the next unopened one starts after the best open entry.
+    fn fill(&mut self) -> Result<(), SourceError> {
+        while self.next < self.srcs.len() {
+            let b = self.bound(&self.srcs[self.next]);
+            if let Some(best) = self.open_best()
+                && self.before(best, b)
+            {
+                break;
+            }
+            let src = self.srcs[self.next].clone();
+            self.next += 1;
+            if let Some(o) = self.open_source(&src)? {
+                self.open.push(o);
+            }
+        }
+        Ok(())
+    }
+
+    fn open_source(&mut self, src: &Src) -> Result<Option<Open>, SourceError> {
+        let lines = self.columns.lines || src.overlaps;
+        let data = match &src.r {
+            SourceRef::Head(c) => Data::Head(c.clone()),
+            SourceRef::Block { part, block } => {
+                let meta = &part.part.index.blocks[*block as usize];
+                let key = &part.part.key;
+                let size = part.part.size;
+                let store = &self.shared.parts;
+                let err = |e: crate::StoreError| SourceError::Storage(e.to_string());
+                let corrupt = || {
+                    SourceError::Storage(format!(
+                        "part {key} is damaged: block {block} does not decode"
+                    ))
+                };
+                if let Some(req) = &self.required
+                    && meta.filter_len > 0
+                {
+                    let (off, len) = meta.filter_range();
+                    store
+                        .read_at(key, size, off, len, &mut self.io)
+                        .map_err(err)?;
+                    if !crate::filter::may_match(&self.io, req) {
+                        return Ok(None);
+                    }
+                }
+                if self.dec.is_none() {
+                    self.dec =
+                        Some(BlockDecoder::new().map_err(|e| SourceError::Storage(e.to_string()))?);
+                }
+                let Some(dec) = self.dec.as_mut() else {
+                    return Ok(None);
+                };
+                let mut b = Batch::default();
+                let n = meta.count as usize;
+                let (off, len) = meta.ts_and_lengths_range();
+                store
+                    .read_at(key, size, off, len, &mut self.io)
+                    .map_err(err)?;
+                let (ts_col, len_col) = self.io.split_at(meta.columns.ts as usize);
+                dec.timestamps(ts_col, n, &mut b.timestamps)
+                    .map_err(|_| corrupt())?;
+                dec.lengths(len_col, n, &mut b.line_lengths)
+                    .map_err(|_| corrupt())?;
+                if lines {
+                    let (off, len) = meta.lines_range();
+                    store
+                        .read_at(key, size, off, len, &mut self.io)
+                        .map_err(err)?;
+                    dec.lines(&self.io, &mut b.line_data)
+                        .map_err(|_| corrupt())?;
+                    b.line_offsets.reserve(n + 1);
+                    b.line_offsets.push(0);
+                    let mut o = 0u32;
+                    for &l in &b.line_lengths {
+                        o = o.checked_add(l).ok_or_else(corrupt)?;
+                        b.line_offsets.push(o);
+                    }
+                    if o as usize != b.line_data.len() {
+                        return Err(corrupt());
+                    }
+                }
+                if self.columns.metadata && meta.columns.meta > 0 {
+                    let (off, len) = meta.meta_range();
+                    store
+                        .read_at(key, size, off, len, &mut self.io)
+                        .map_err(err)?;
+                    dec.metadata(
+                        &self.io,
+                        n,
+                        &mut b.metadata_dict,
+                        &mut b.metadata_offsets,
+                        &mut b.metadata_ids,
+                    )
+                    .map_err(|_| corrupt())?;
+                }
+                Data::Owned(b)
+            }
+        };
+        let ts = match &data {
+            Data::Owned(b) => &b.timestamps,
+            Data::Head(c) => &c.batch.timestamps,
+        };
+        let lo = ts.partition_point(|&t| t < self.start);
+        let hi = ts.partition_point(|&t| t < self.end);
+        if lo >= hi {
+            return Ok(None);
+        }
+        Ok(Some(Open {
+            data,
+            lo,
+            hi,
+            k: 0,
+            lines,
+            remap: Vec::new(),
+        }))
+    }
+
+    /// Copies the current entry of open source `i` to the output and advances it.
+    fn emit(&mut self, i: usize) {
+        let dir = self.dir;
+        let cols = self.columns;
+        let o = &mut self.open[i];
+        let idx = o.cur(dir);
+        o.k += 1;
+        let b = match &o.data {
+            Data::Owned(b) => b,
+            Data::Head(c) => &c.batch,
+        };
+        let out = &mut self.out;
+        out.timestamps.push(b.timestamps[idx]);
+        out.line_lengths.push(b.line_lengths[idx]);
+        if cols.lines {
+            out.line_data.extend_from_slice(b.line(idx));
+            out.line_offsets.push(out.line_data.len() as u32);
+        }
+        if cols.metadata && !b.metadata_offsets.is_empty() {
+            let s = b.metadata_offsets[idx] as usize;
+            let e = b.metadata_offsets[idx + 1] as usize;
+            if e > s {
+                if out.metadata_offsets.is_empty() {
+                    out.metadata_offsets.resize(out.timestamps.len(), 0);
+                }
+                if o.remap.len() < b.metadata_dict.len() {
+                    o.remap.resize(b.metadata_dict.len(), u32::MAX);
+                }
+                for &id in &b.metadata_ids[s..e] {
+                    let r = &mut o.remap[id as usize];
+                    if *r == u32::MAX {
+                        out.metadata_dict.push(b.metadata_dict[id as usize].clone());
+                        *r = (out.metadata_dict.len() - 1) as u32;
+                    }
+                    out.metadata_ids.push(*r);
+                }
+            }
+        }
+        if !out.metadata_offsets.is_empty() {
+            out.metadata_offsets.push(out.metadata_ids.len() as u32);
+        }
+    }
+
+    /// The open source whose current entry comes first; equal timestamps are ordered by
+    /// line (ascending forward, descending backward).
+    fn pick(&self) -> usize {
+        let mut best = 0;
+        for i in 1..self.open.len() {
+            let (a, b) = (&self.open[i], &self.open[best]);
+            let (ta, tb) = (a.ts(self.dir), b.ts(self.dir));
+            if self.before(ta, tb) {
+                best = i;
+            } else if ta == tb && a.lines && b.lines {
+                let la = a.batch().line(a.cur(self.dir));
+                let lb = b.batch().line(b.cur(self.dir));
+                let first = match self.dir {
+                    Direction::Forward => la < lb,
+                    Direction::Backward => la > lb,
+                };
+                if first {
+                    best = i;
+                }
+            }
+        }
+        best
+    }
+
+    /// Drops entries of other open sources equal to the current entry of `best`.
+    fn skip_duplicates(&mut self, best: usize) {
+        let dir = self.dir;
+        let (ts, line) = {
+            let o = &self.open[best];
+            let c = o.cur(dir);
+            (
+                o.batch().timestamps[c],
+                o.lines.then(|| o.batch().line(c).to_vec()),
+            )
+        };
+        let Some(line) = line else { return };
+        for i in 0..self.open.len() {
+            if i == best {
+                continue;
+            }
+            let o = &mut self.open[i];
+            while o.left() > 0 && o.lines {
+                let c = o.cur(dir);
+                if o.batch().timestamps[c] == ts && o.batch().line(c) == line.as_slice() {
+                    o.k += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl StreamCursor for Cursor {
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    fn peek_bound(&self) -> Option<i64> {
+        let open = self.open_best();
+        let next = self.srcs.get(self.next).map(|s| self.bound(s));
+        match (open, next) {
+            (Some(a), Some(b)) => Some(if self.before(b, a) { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<&Batch>, SourceError> {
+        self.out.clear();
+        for o in &mut self.open {
+            o.remap.clear();
+        }
+        if self.columns.lines {
+            self.out.line_offsets.push(0);
+        }
+        while self.out.len() < BATCH {
+            self.fill()?;
+            if self.open.is_empty() {
+                break;
+            }
+            if self.open.len() == 1 {
+                // Fast path: one open source; copy up to the next source's bound.
+                let limit = self.srcs.get(self.next).map(|s| self.bound(s));
+                while self.out.len() < BATCH && self.open[0].left() > 0 {
+                    let t = self.open[0].ts(self.dir);
+                    if limit.is_some_and(|l| !self.before(t, l)) {
+                        break;
+                    }
+                    self.emit(0);
+                }
+            } else {
+                let best = self.pick();
+                self.skip_duplicates(best);
+                self.emit(best);
+            }
+            self.open.retain(|o| o.left() > 0);
+        }
+        if self.out.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(&self.out))
+    }
+}

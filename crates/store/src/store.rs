@@ -1,0 +1,551 @@
+//! [`Store`]: opening (WAL replay, part indexes), appending, flushing, closing.
+//!
+//! Threads: the caller's task encodes a record and awaits; the *commit* thread
+//! ([`commit`]) writes and syncs batches of records, applies them to the memtable and rotates
+//! it; the *flusher* ([`flush`]) writes rotated memtables as parts and deletes their WAL
+//! segments. Readers take a [`View`] (an `Arc` snapshot of memtables and parts) and never
+//! wait for either thread's I/O.
+
+mod commit;
+mod flush;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::backend::{LocalParts, PartStore};
+use crate::head::Memtable;
+use crate::index::{Catalog, StreamId};
+use crate::part::Part;
+use crate::wal::{self, record};
+use crate::{AppendReport, RejectReason, Rejection, StoreConfig, StoreError, WriteStream};
+
+/// The storage engine. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+    commit_tx: Mutex<Option<std::sync::mpsc::Sender<commit::Request>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A tenant: its stream catalog. Its parts are in the [`View`].
+#[derive(Debug)]
+pub(crate) struct Tenant {
+    pub name: String,
+    pub num: u32,
+    pub catalog: RwLock<Catalog>,
+}
+
+/// A part with its streams mapped to the tenant's stream ids.
+#[derive(Debug)]
+pub(crate) struct LoadedPart {
+    pub part: Part,
+    /// `(stream id, index into part.index.streams)`, sorted by stream id.
+    pub by_id: Vec<(StreamId, u32)>,
+}
+
+impl LoadedPart {
+    pub fn stream(&self, id: StreamId) -> Option<&crate::part::index::StreamMeta> {
+        let i = self.by_id.binary_search_by_key(&id, |p| p.0).ok()?;
+        self.part.index.streams.get(self.by_id[i].1 as usize)
+    }
+}
+
+/// What readers see: memtables and parts at one moment.
+#[derive(Debug, Clone)]
+pub(crate) struct View {
+    pub active: Arc<Memtable>,
+    pub flushing: Vec<Arc<Memtable>>,
+    /// Parts per tenant number.
+    pub parts: HashMap<u32, Arc<Vec<Arc<LoadedPart>>>>,
+}
+
+impl View {
+    pub fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
+        self.flushing.iter().chain(std::iter::once(&self.active))
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Tenants {
+    pub by_name: HashMap<String, Arc<Tenant>>,
+    pub by_num: Vec<Arc<Tenant>>,
+}
+
+pub(crate) struct Shared {
+    pub cfg: StoreConfig,
+    pub parts: Box<dyn PartStore>,
+    pub wal_dir: PathBuf,
+    pub tmp_dir: PathBuf,
+    pub instance: String,
+    pub part_seq: AtomicU64,
+    pub tenants: RwLock<Tenants>,
+    pub view: RwLock<View>,
+    pub flushed: Mutex<FlushState>,
+    pub flushed_cv: Condvar,
+    pub closing: AtomicBool,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FlushState {
+    /// Every memtable of a generation up to this one is in parts.
+    pub flushed_gen: u64,
+    pub last_error: Option<String>,
+}
+
+impl Shared {
+    /// The tenant named `name`, created when new.
+    pub fn tenant(&self, name: &str) -> Arc<Tenant> {
+        if let Some(t) = self.tenants.read().by_name.get(name) {
+            return t.clone();
+        }
+        let mut ts = self.tenants.write();
+        if let Some(t) = ts.by_name.get(name) {
+            return t.clone();
+        }
+        let t = Arc::new(Tenant {
+            name: name.to_string(),
+            num: ts.by_num.len() as u32,
+            catalog: RwLock::new(Catalog::default()),
+        });
+        ts.by_name.insert(name.to_string(), t.clone());
+        ts.by_num.push(t.clone());
+        t
+    }
+
+    pub fn view(&self) -> View {
+        self.view.read().clone()
+    }
+
+    pub fn fault(&self, wal: bool) -> Option<std::io::Error> {
+        let f = self.cfg.faults.as_ref()?;
+        let on = if wal { &f.wal_full } else { &f.parts_full };
+        on.load(Ordering::Relaxed)
+            .then(|| std::io::Error::from(std::io::ErrorKind::StorageFull))
+    }
+
+    pub fn next_part_name(&self) -> String {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let seq = self.part_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{ms:013}-{}-{seq:06}", self.instance)
+    }
+}
+
+/// Counters for `/metrics`, read with [`Store::metrics`].
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub appends: AtomicU64,
+    pub entries_appended: AtomicU64,
+    pub bytes_appended: AtomicU64,
+    pub entries_rejected_too_old: AtomicU64,
+    pub appends_failed_disk_full: AtomicU64,
+    pub wal_writes: AtomicU64,
+    pub wal_syncs: AtomicU64,
+    pub wal_bytes: AtomicU64,
+    pub wal_corrupt_records: AtomicU64,
+    pub wal_replayed_records: AtomicU64,
+    pub flushes: AtomicU64,
+    pub flush_failures: AtomicU64,
+    pub parts_written: AtomicU64,
+    pub part_bytes_written: AtomicU64,
+    pub parts_deleted_retention: AtomicU64,
+    pub compactions: AtomicU64,
+}
+
+/// A snapshot of the store's counters and gauges, for the server's `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreMetrics {
+    pub appends: u64,
+    pub entries_appended: u64,
+    pub bytes_appended: u64,
+    pub entries_rejected_too_old: u64,
+    pub appends_failed_disk_full: u64,
+    pub wal_writes: u64,
+    pub wal_syncs: u64,
+    pub wal_bytes: u64,
+    pub wal_corrupt_records: u64,
+    pub wal_replayed_records: u64,
+    pub flushes: u64,
+    pub flush_failures: u64,
+    pub parts_written: u64,
+    pub part_bytes_written: u64,
+    pub parts_deleted_retention: u64,
+    pub compactions: u64,
+    /// Gauges.
+    pub head_entries: u64,
+    pub head_bytes: u64,
+    pub parts: u64,
+    pub part_bytes: u64,
+    pub streams: u64,
+    pub tenants: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `cfg.data_dir`: loads the part indexes, replays the
+    /// WAL into the heads, and starts the commit and flush threads.
+    pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
+        let data = cfg.data_dir.clone();
+        let wal_dir = data.join("wal");
+        let tmp_dir = data.join("tmp");
+        for d in [&data, &wal_dir, &tmp_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| StoreError::io("creating the data directory", d, e))?;
+        }
+        // Leftovers of parts being written when the process stopped.
+        if let Ok(rd) = std::fs::read_dir(&tmp_dir) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let instance = match &cfg.instance_id {
+            Some(i) => i.clone(),
+            None => instance_id(&data)?,
+        };
+        let parts: Box<dyn PartStore> = Box::new(LocalParts::new(data.join("parts"), cfg.fsync)?);
+        let shared = Arc::new(Shared {
+            parts,
+            wal_dir: wal_dir.clone(),
+            tmp_dir,
+            instance,
+            part_seq: AtomicU64::new(0),
+            tenants: RwLock::new(Tenants::default()),
+            view: RwLock::new(View {
+                active: Arc::new(Memtable::new(0)),
+                flushing: Vec::new(),
+                parts: HashMap::new(),
+            }),
+            flushed: Mutex::new(FlushState::default()),
+            flushed_cv: Condvar::new(),
+            closing: AtomicBool::new(false),
+            metrics: Metrics::default(),
+            cfg,
+        });
+        flush::load_parts(&shared)?;
+        // Replay: each segment becomes a memtable of its generation, queued for flushing.
+        let generations = wal::list_segments(&wal_dir)?;
+        let mut replayed = Vec::new();
+        for &generation in &generations {
+            let mt = Memtable::new(generation);
+            let stats = wal::replay_segment(&wal_dir, generation, |payload| {
+                commit::apply_record(&shared, &mt, payload).map_err(|_| {
+                    StoreError::Corrupt(format!("WAL segment {generation}: undecodable record"))
+                })
+            })?;
+            shared
+                .metrics
+                .wal_replayed_records
+                .fetch_add(stats.records, Ordering::Relaxed);
+            shared
+                .metrics
+                .wal_corrupt_records
+                .fetch_add(stats.corrupt, Ordering::Relaxed);
+            if mt.is_empty() {
+                let _ = std::fs::remove_file(wal::segment_path(&wal_dir, generation));
+            } else {
+                replayed.push(Arc::new(mt));
+            }
+        }
+        let next_gen = generations.last().map_or(1, |g| g + 1);
+        {
+            let mut f = shared.flushed.lock();
+            f.flushed_gen = next_gen - 1;
+            if let Some(first) = replayed.first() {
+                f.flushed_gen = first.generation - 1;
+            }
+        }
+        let segment = wal::Segment::create(&wal_dir, next_gen, shared.cfg.fsync)?;
+        {
+            let mut v = shared.view.write();
+            v.active = Arc::new(Memtable::new(next_gen));
+            v.flushing = replayed.clone();
+        }
+        let (flush_tx, flush_rx) = std::sync::mpsc::channel::<Arc<Memtable>>();
+        for mt in replayed {
+            let _ = flush_tx.send(mt);
+        }
+        let (commit_tx, commit_rx) = std::sync::mpsc::channel();
+        let s1 = shared.clone();
+        let commit = std::thread::Builder::new()
+            .name("kiroku-wal".into())
+            .spawn(move || commit::run(s1, commit_rx, segment, flush_tx))
+            .map_err(|e| StoreError::io("starting the WAL thread", &wal_dir, e))?;
+        let s2 = shared.clone();
+        let flusher = std::thread::Builder::new()
+            .name("kiroku-flush".into())
+            .spawn(move || flush::run(s2, flush_rx))
+            .map_err(|e| StoreError::io("starting the flush thread", &wal_dir, e))?;
+        Ok(Store {
+            shared,
+            commit_tx: Mutex::new(Some(commit_tx)),
+            threads: Mutex::new(vec![commit, flusher]),
+        })
+    }
+
+    /// The oldest timestamp an append accepts now (`None`: any).
+    pub fn oldest_acceptable(&self) -> Option<i64> {
+        let r = self.shared.cfg.retention?;
+        if r <= 0 {
+            return None;
+        }
+        Some(now_ns().saturating_sub(r))
+    }
+
+    /// Appends entries. When this returns `Ok` the accepted entries are durable in the WAL
+    /// (synced when [`StoreConfig::fsync`]) and visible to readers; entries older than the
+    /// retention period are refused and listed in the report, the others still written.
+    /// Errors: [`StoreError::DiskFull`] (retryable) when the disk or its budget is full,
+    /// [`StoreError::Closed`] after [`Store::close`].
+    pub async fn append(
+        &self,
+        tenant: &str,
+        streams: &[WriteStream<'_>],
+    ) -> Result<AppendReport, StoreError> {
+        check_tenant(tenant)?;
+        let oldest = self.oldest_acceptable();
+        let mut report = AppendReport::default();
+        let mut record = Vec::with_capacity(
+            64 + streams
+                .iter()
+                .map(|s| 64 + s.entries.iter().map(|e| e.line.len() + 12).sum::<usize>())
+                .sum::<usize>(),
+        );
+        let (entries, bytes) = record::encode_append(
+            tenant,
+            streams,
+            |ts| oldest.is_none_or(|o| ts >= o),
+            |stream, entry| {
+                report.rejected.push(Rejection {
+                    stream,
+                    entry,
+                    reason: RejectReason::TooOld {
+                        oldest_acceptable: oldest.unwrap_or(i64::MIN),
+                    },
+                })
+            },
+            &mut record,
+        );
+        let m = &self.shared.metrics;
+        m.entries_rejected_too_old
+            .fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
+        if entries == 0 {
+            return Ok(report);
+        }
+        if record.len() > wal::MAX_RECORD {
+            return Err(StoreError::TooLarge(record.len()));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let guard = self.commit_tx.lock();
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(commit::Request::Append(commit::Pending {
+                    record,
+                    reply: tx,
+                }))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)??;
+        m.appends.fetch_add(1, Ordering::Relaxed);
+        m.entries_appended.fetch_add(entries, Ordering::Relaxed);
+        m.bytes_appended.fetch_add(bytes, Ordering::Relaxed);
+        report.accepted = entries;
+        Ok(report)
+    }
+
+    /// Writes everything in memory as parts and deletes the WAL it came from; returns when
+    /// done. Blocking: call it from a blocking context (`spawn_blocking`).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let guard = self.commit_tx.lock();
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(commit::Request::Rotate(tx))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        let generation = rx.recv().map_err(|_| StoreError::Closed)?;
+        self.wait_flushed(generation, None)
+    }
+
+    fn wait_flushed(
+        &self,
+        generation: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), StoreError> {
+        let mut f = self.shared.flushed.lock();
+        while f.flushed_gen < generation {
+            if let Some(e) = f.last_error.take() {
+                return Err(StoreError::Io {
+                    what: "writing parts",
+                    path: self.shared.cfg.data_dir.display().to_string(),
+                    source: std::io::Error::other(e),
+                });
+            }
+            let wait = Duration::from_millis(200);
+            self.shared.flushed_cv.wait_for(&mut f, wait);
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Err(StoreError::Closed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops accepting appends, writes the heads out as parts (waiting at most `timeout`;
+    /// what is not written stays in the WAL and is replayed at the next open) and stops the
+    /// threads. Blocking. Appends after this fail with [`StoreError::Closed`].
+    pub fn close(&self, timeout: Duration) -> Result<(), StoreError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let result = match self.flush_before(deadline) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "heads not written at shutdown: they stay in the WAL");
+                Err(e)
+            }
+        };
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(tx) = self.commit_tx.lock().take() {
+            let _ = tx.send(commit::Request::Shutdown);
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        result
+    }
+
+    fn flush_before(&self, deadline: std::time::Instant) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let guard = self.commit_tx.lock();
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(commit::Request::Rotate(tx))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        let generation = rx.recv().map_err(|_| StoreError::Closed)?;
+        self.wait_flushed(generation, Some(deadline))
+    }
+
+    /// A read view over the given tenants' data (heads and parts). With several tenants,
+    /// every stream gets a `__tenant_id__` label, as Loki's multi-tenant queries do, and a
+    /// selector may match on it.
+    pub fn reader(&self, tenants: &[String]) -> crate::Reader {
+        crate::Reader::new(self.shared.clone(), tenants)
+    }
+
+    /// The counters and gauges for `/metrics`.
+    pub fn metrics(&self) -> StoreMetrics {
+        let m = &self.shared.metrics;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let view = self.shared.view();
+        let (mut head_entries, mut head_bytes) = (0, 0);
+        for mt in view.memtables() {
+            head_entries += mt.entries.load(Ordering::Relaxed);
+            head_bytes += mt.bytes.load(Ordering::Relaxed);
+        }
+        let (mut parts, mut part_bytes) = (0, 0);
+        for p in view.parts.values() {
+            parts += p.len() as u64;
+            part_bytes += p.iter().map(|p| p.part.size).sum::<u64>();
+        }
+        let tenants = self.shared.tenants.read();
+        StoreMetrics {
+            appends: l(&m.appends),
+            entries_appended: l(&m.entries_appended),
+            bytes_appended: l(&m.bytes_appended),
+            entries_rejected_too_old: l(&m.entries_rejected_too_old),
+            appends_failed_disk_full: l(&m.appends_failed_disk_full),
+            wal_writes: l(&m.wal_writes),
+            wal_syncs: l(&m.wal_syncs),
+            wal_bytes: l(&m.wal_bytes),
+            wal_corrupt_records: l(&m.wal_corrupt_records),
+            wal_replayed_records: l(&m.wal_replayed_records),
+            flushes: l(&m.flushes),
+            flush_failures: l(&m.flush_failures),
+            parts_written: l(&m.parts_written),
+            part_bytes_written: l(&m.part_bytes_written),
+            parts_deleted_retention: l(&m.parts_deleted_retention),
+            compactions: l(&m.compactions),
+            head_entries,
+            head_bytes,
+            parts,
+            part_bytes,
+            streams: tenants
+                .by_num
+                .iter()
+                .map(|t| t.catalog.read().len() as u64)
+                .sum(),
+            tenants: tenants.by_num.len() as u64,
+        }
+    }
+
+    /// Bytes the store holds on local disk: WAL segments, and parts when they are local.
+    pub fn disk_usage(&self) -> u64 {
+        let wal: u64 = std::fs::read_dir(&self.shared.wal_dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        wal + self.metrics().part_bytes
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Without close(): stop the threads, leave the heads in the WAL.
+        self.shared.closing.store(true, Ordering::SeqCst);
+        if let Some(tx) = self.commit_tx.lock().take() {
+            let _ = tx.send(commit::Request::Shutdown);
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn check_tenant(t: &str) -> Result<(), StoreError> {
+    if t.is_empty() || t.len() > 150 || t == "." || t == ".." {
+        return Err(StoreError::InvalidTenant(t.to_string()));
+    }
+    Ok(())
+}
+
+/// This instance's id, made once and kept in `<data>/instance`.
+fn instance_id(data: &std::path::Path) -> Result<String, StoreError> {
+    let path = data.join("instance");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(s.to_string());
+        }
+    }
+    let seed = format!(
+        "{}-{}-{:?}",
+        now_ns(),
+        std::process::id(),
+        std::thread::current().id()
+    );
+    let id = format!(
+        "{:012x}",
+        xxhash_rust::xxh3::xxh3_64(seed.as_bytes()) & 0xffff_ffff_ffff
+    );
+    std::fs::write(&path, &id).map_err(|e| StoreError::io("writing the instance id", &path, e))?;
+    Ok(id)
+}
