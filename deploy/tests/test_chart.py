@@ -24,6 +24,9 @@ CASES = {
     "storage class and size": {"persistence": {"storageClass": "fast", "size": "50Gi"}},
     "server only": {"agent": {"enabled": False}, "grafanaDatasource": {"enabled": False}},
     "grafana elsewhere": {"grafanaDatasource": {"namespace": "monitoring", "name": "Logs", "isDefault": True}},
+    "push credentials": {"agent": {"url": "https://logs.example.com", "bearerToken": {"secretName": "loki-token"}}},
+    "basic auth in API mode": {"agent": {"mode": "api", "url": "https://logs.example.com",
+                                         "basicAuth": {"username": "kiroku", "passwordSecretName": "loki-pw"}}},
     "retention": {"server": {"retention": "30d", "retentionMaxDisk": "50GiB"}},
     "scheduling": {
         "server": {"nodeSelector": {"disk": "ssd"},
@@ -92,6 +95,10 @@ class Validation(unittest.TestCase):
             "unparseable disk bound": {"server": {"retentionMaxDisk": "lots"}},
             "unparseable size": {"persistence": {"size": "ten gigs"}},
             "extraConfig shadowing a chart value": {"server": {"extraConfig": {"data_dir": "/tmp"}}},
+            "basic auth without a password": {"agent": {"basicAuth": {"username": "kiroku"}}},
+            "password without a user": {"agent": {"basicAuth": {"passwordSecretName": "pw"}}},
+            "two kinds of credentials": {"agent": {"bearerToken": {"secretName": "t"},
+                                                   "basicAuth": {"username": "u", "passwordSecretName": "pw"}}},
         }
         for why, values in bad.items():
             with self.subTest(why), self.assertRaises(helm.HelmValuesError, msg=why):
@@ -298,6 +305,18 @@ class Agent(unittest.TestCase):
         source = ds["datasources"][0]
         self.assertEqual(source["jsonData"]["httpHeaderName1"], "X-Scope-OrgID")
         self.assertEqual(source["secureJsonData"]["httpHeaderValue1"], "team-a")
+
+    def test_credentials_are_mounted_read_only_from_secrets(self):
+        for case, flag in (("push credentials", "--bearer-token-file"), ("basic auth in API mode", "--password-file")):
+            ds = agent(render(CASES[case]))
+            c = container(ds, "agent")
+            path = arg(c, flag)
+            mount = next(m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+            self.assertIs(mount["readOnly"], True, case)
+            secret = volume(ds, mount["name"])["secret"]
+            self.assertEqual(secret["defaultMode"], 0o440, case)
+            self.assertFalse([e for e in c["env"] if "secretKeyRef" in e.get("valueFrom", {})],
+                             "credentials stay out of the environment")
 
     def test_disabled_agent_renders_nothing_of_it(self):
         objs = render(CASES["server only"])

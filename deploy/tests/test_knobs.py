@@ -94,6 +94,24 @@ KNOBS = {
                    lambda o: arg(container(ds(o), "agent"), "--mode") == "api"),
     "agent.url": ({"agent": {"url": "https://loki.example.com"}},
                   lambda o: arg(container(ds(o), "agent"), "--url") == "https://loki.example.com"),
+    "agent.bearerToken.secretName": ({"agent": {"bearerToken": {"secretName": "loki-token"}}},
+                                     lambda o: volume(ds(o), "bearer-token")["secret"]["secretName"] == "loki-token"
+                                     and arg(container(ds(o), "agent"), "--bearer-token-file")
+                                     == "/etc/kiroku-agent/bearer-token/token"),
+    "agent.bearerToken.secretKey": ({"agent": {"bearerToken": {"secretName": "t", "secretKey": "jwt"}}},
+                                    lambda o: arg(container(ds(o), "agent"), "--bearer-token-file")
+                                    == "/etc/kiroku-agent/bearer-token/jwt"
+                                    and volume(ds(o), "bearer-token")["secret"]["items"] == [{"key": "jwt", "path": "jwt"}]),
+    "agent.basicAuth.username": ({"agent": {"basicAuth": {"username": "kiroku", "passwordSecretName": "pw"}}},
+                                 lambda o: arg(container(ds(o), "agent"), "--username") == "kiroku"),
+    "agent.basicAuth.passwordSecretName": ({"agent": {"basicAuth": {"username": "u", "passwordSecretName": "loki-pw"}}},
+                                           lambda o: volume(ds(o), "basic-auth")["secret"]["secretName"] == "loki-pw"
+                                           and arg(container(ds(o), "agent"), "--password-file")
+                                           == "/etc/kiroku-agent/basic-auth/password"),
+    "agent.basicAuth.passwordSecretKey": ({"agent": {"basicAuth": {"username": "u", "passwordSecretName": "pw",
+                                                                   "passwordSecretKey": "pass"}}},
+                                          lambda o: arg(container(ds(o), "agent"), "--password-file")
+                                          == "/etc/kiroku-agent/basic-auth/pass"),
     "agent.stateHostPath": ({"agent": {"stateHostPath": "/data/kiroku-agent"}},
                             lambda o: volume(ds(o), "state")["hostPath"]["path"] == "/data/kiroku-agent/default.kiroku"),
     "agent.resources": ({"agent": {"resources": {"requests": {"cpu": "5m"}}}},
