@@ -1,0 +1,233 @@
+//! Wiring: loads positions and the disk buffer, connects to the Kubernetes API when it
+//! can, starts the sources, the batcher and the sender, serves `/metrics` and `/ready`,
+//! and on SIGINT/SIGTERM stops reading, stores what was read and saves positions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+
+use crate::args::{Args, EventsScope, Mode};
+use crate::buffer::Buffer;
+use crate::deliver::{self, Shared};
+use crate::files::{FileSource, FilesConfig};
+use crate::kube::events::EventWatch;
+use crate::kube::logs::ApiLogs;
+use crate::kube::pods::PodWatch;
+use crate::metrics::{self, Metrics};
+use crate::pods::PodCache;
+use crate::positions::Positions;
+use crate::push::{PushConfig, Pusher};
+
+/// How long a stopping agent keeps pushing what is buffered before it leaves the rest for
+/// the next start.
+const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
+
+pub struct Agent;
+
+impl Agent {
+    pub async fn run(mut args: Args) -> anyhow::Result<()> {
+        if args.node_name.is_none() {
+            args.node_name = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
+        }
+        let metrics = Metrics::new();
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on --listen {} for /metrics and /ready",
+                    args.listen
+                )
+            })?;
+        tokio::spawn(metrics::serve(listener, metrics.clone()));
+
+        let pusher = Pusher::new(
+            PushConfig {
+                url: args.url.clone(),
+                org_id: args.org_id.clone(),
+                bearer_token_file: args.bearer_token_file.clone(),
+                basic_auth: args.username.clone().zip(args.password_file.clone()),
+                tls_ca_file: args.tls_ca_file.clone(),
+                tls_insecure_skip_verify: args.tls_insecure_skip_verify,
+            },
+            metrics.clone(),
+        )?;
+        let acked = Positions::load(&args.positions)?;
+        // Fail now, not at the first save, if the positions file cannot be written.
+        acked.save(&args.positions)?;
+        let (buffer, buffered) = Buffer::open(&args.buffer_dir, args.buffer_max_bytes)?;
+        let mut read = acked.clone();
+        for b in &buffered {
+            for m in &b.marks {
+                read.apply(m);
+            }
+        }
+        if !buffered.is_empty() {
+            tracing::info!(
+                batches = buffered.len(),
+                bytes = buffer.pending_bytes(),
+                "sending batches left in the disk buffer by the last run"
+            );
+        }
+        drop(buffered);
+
+        let cache = PodCache::new();
+        let client = crate::kube::connect(args.kubeconfig.as_deref()).await?;
+        match &client {
+            Some(_) => cache.enable(),
+            None if args.mode == Mode::Api => anyhow::bail!(
+                "--mode api needs the Kubernetes API: run in a pod with a service account, or pass --kubeconfig"
+            ),
+            None => tracing::warn!(
+                "no Kubernetes API access (no in-cluster config, no kubeconfig): metadata enrichment is off; \
+                 namespace, pod, uid and container come from the log file paths, and no events or termination reasons are collected"
+            ),
+        }
+
+        let (tx, rx) = mpsc::channel(2048);
+        let shared = Shared::new(buffer, metrics.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let batcher = tokio::spawn(deliver::batcher(
+            rx,
+            shared.clone(),
+            args.batch_size,
+            args.batch_wait,
+        ));
+        let sender = tokio::spawn(deliver::sender(
+            shared.clone(),
+            pusher,
+            acked,
+            args.positions.clone(),
+            stop_rx,
+        ));
+
+        let mut kube_tasks = Vec::new();
+        if let Some(client) = client {
+            let node = args.node_name.clone();
+            let output = if args.mode == Mode::Files {
+                Some("stderr")
+            } else {
+                None
+            };
+            let pw = PodWatch::new(
+                cache.clone(),
+                node.clone(),
+                output,
+                metrics.clone(),
+                &read.terminated,
+            );
+            kube_tasks.push(tokio::spawn(pw.run(client.clone(), tx.clone())));
+            let scope = args
+                .events
+                .unwrap_or(if args.mode == Mode::Files && node.is_some() {
+                    EventsScope::Node
+                } else {
+                    EventsScope::All
+                });
+            if scope != EventsScope::Off {
+                let ew_node = if scope == EventsScope::Node {
+                    node.clone()
+                } else {
+                    None
+                };
+                let ew = EventWatch::new(
+                    cache.clone(),
+                    ew_node,
+                    metrics.clone(),
+                    read.events.as_ref(),
+                );
+                let rv = read.events.as_ref().map(|e| e.resource_version.clone());
+                kube_tasks.push(tokio::spawn(ew.run(client.clone(), rv, tx.clone())));
+            }
+            if args.mode == Mode::Api {
+                let api = ApiLogs {
+                    client: client.clone(),
+                    cache: cache.clone(),
+                    node: node.clone(),
+                    metrics: metrics.clone(),
+                    max_line: args.max_line_bytes as usize,
+                };
+                kube_tasks.push(tokio::spawn(api.run(read.api.clone(), tx.clone())));
+            }
+            let c = cache.clone();
+            let retention = args.metadata_retention;
+            kube_tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(15)).await;
+                    c.expire(retention);
+                }
+            }));
+        }
+
+        let stop_files = Arc::new(AtomicBool::new(false));
+        let files_thread = if args.mode == Mode::Files || !args.files.is_empty() {
+            let cfg = FilesConfig {
+                pods_dir: (args.mode == Mode::Files).then(|| args.pods_dir.clone()),
+                globs: args.files.clone(),
+                static_labels: args.labels.clone(),
+                node: args.node_name.clone(),
+                max_line: args.max_line_bytes as usize,
+                poll: args.poll_interval,
+            };
+            let source = FileSource::new(cfg, read.clone(), cache.clone(), metrics.clone());
+            let (tx, stop) = (tx.clone(), stop_files.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("kiroku-files".into())
+                    .spawn(move || source.run(tx, stop))
+                    .context("cannot start the file reader thread")?,
+            )
+        } else {
+            None
+        };
+        drop(tx);
+        metrics.set_ready();
+        tracing::info!(url = %args.url, mode = ?args.mode, node = args.node_name.as_deref().unwrap_or(""),
+            listen = %args.listen, "kiroku agent started");
+
+        shutdown_signal().await;
+        tracing::info!("stopping: storing what was read, then saving positions");
+        stop_files.store(true, Ordering::SeqCst);
+        for t in &kube_tasks {
+            t.abort();
+        }
+        for t in kube_tasks {
+            let _ = t.await;
+        }
+        if let Some(t) = files_thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        let _ = batcher.await;
+        let until = Instant::now() + DRAIN_ON_STOP;
+        while Instant::now() < until && !shared.buffer.lock().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = stop_tx.send(true);
+        let _ = sender.await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

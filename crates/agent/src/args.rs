@@ -1,0 +1,201 @@
+//! The command line of `kiroku agent`. Flag names are a contract with the Helm chart: add,
+//! never rename.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `kiroku agent` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Loki-compatible server to push to (kiroku or any Loki); `/loki/api/v1/push` is added
+    /// unless the URL already has a path.
+    #[arg(long, env = "KIROKU_URL", default_value = "http://127.0.0.1:3100")]
+    pub url: String,
+
+    /// `files` tails the node's pod log files (DaemonSet with a hostPath); `api` streams logs
+    /// through the Kubernetes API (no host mounts needed).
+    #[arg(long, value_enum, default_value_t = Mode::Files)]
+    pub mode: Mode,
+
+    /// Where the kubelet writes pod logs: `<ns>_<pod>_<uid>/<container>/<n>.log`.
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pods_dir: PathBuf,
+
+    /// Where read positions are kept so a restart resumes where it stopped.
+    #[arg(long, default_value = "kiroku-agent/positions.json")]
+    pub positions: PathBuf,
+
+    /// Directory of the disk buffer that holds batches the server has not acknowledged yet.
+    #[arg(long, default_value = "kiroku-agent/buffer")]
+    pub buffer_dir: PathBuf,
+
+    /// Bound of the disk buffer; when full, reading pauses until the server catches up.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub buffer_max_bytes: u64,
+
+    /// Tail files matching this glob as well (repeatable), e.g. `/var/log/*.log`.
+    #[arg(long = "files", value_name = "GLOB")]
+    pub files: Vec<String>,
+
+    /// Static label `name=value` for the `--files` streams (repeatable).
+    #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// This node's name: the `node` label, and which pods and events are this agent's.
+    #[arg(long, env = "KIROKU_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Kubeconfig to reach the API; without it: in-cluster config, then `~/.kube/config`,
+    /// then none (metadata enrichment off).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubernetes events: `all`, only those about this node and its pods (`node`), or `off`.
+    /// Default: `node` in files mode when the node name is known, else `all`.
+    #[arg(long, value_enum)]
+    pub events: Option<EventsScope>,
+
+    /// Tenant: sent as `X-Scope-OrgID`.
+    #[arg(long)]
+    pub org_id: Option<String>,
+
+    /// File holding a bearer token for the push endpoint (re-read on every push).
+    #[arg(long)]
+    pub bearer_token_file: Option<PathBuf>,
+
+    /// Basic auth user for the push endpoint.
+    #[arg(long, requires = "password_file")]
+    pub username: Option<String>,
+
+    /// File holding the basic auth password.
+    #[arg(long, requires = "username")]
+    pub password_file: Option<PathBuf>,
+
+    /// PEM file of the CA that signed the server's certificate.
+    #[arg(long)]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (testing only).
+    #[arg(long)]
+    pub tls_insecure_skip_verify: bool,
+
+    /// Address of the agent's own `/metrics` and `/ready`.
+    #[arg(long, default_value = "127.0.0.1:3101")]
+    pub listen: String,
+
+    /// Push a batch when it holds this many bytes of log lines.
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
+    pub batch_size: u64,
+
+    /// Push a batch at the latest this long after its first line.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub batch_wait: Duration,
+
+    /// Longer lines are cut to this size (a server rejects whole batches over its limit).
+    #[arg(long, default_value = "256KiB", value_parser = parse_bytes)]
+    pub max_line_bytes: u64,
+
+    /// How long a deleted pod's metadata is kept so its last lines are still labelled.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub metadata_retention: Duration,
+
+    /// How often files are looked for and read.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Files,
+    Api,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsScope {
+    All,
+    Node,
+    Off,
+}
+
+/// `256MiB`, `1MB`, `512KiB`, `4096`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 256MiB, 10MB or 4096"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" | "ki" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" | "mi" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" | "gi" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit: use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+/// `250ms`, `1s`, `10m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
+    }
+    protocol::time::parse_seconds_or_duration(t)
+        .ok()
+        .filter(|ns| *ns >= 0)
+        .map(|ns| Duration::from_nanos(ns as u64))
+        .ok_or_else(|| format!("{s:?} is not a duration such as 250ms, 1s or 5m"))
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("label {s:?} is not of the form name=value"))?;
+    let valid = !k.is_empty()
+        && k.bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+    if !valid {
+        return Err(format!(
+            "label name {k:?} is not valid: use letters, digits and _, not starting with a digit"
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1MB"), Ok(1_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_label("env=prod").is_ok());
+        assert!(parse_label("1x=prod").is_err());
+        assert!(parse_label("noequals").is_err());
+    }
+}
