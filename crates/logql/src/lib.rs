@@ -12,6 +12,7 @@
 
 pub mod ast;
 pub mod detect;
+pub mod engine;
 mod eval;
 mod lexer;
 mod parser;
@@ -19,6 +20,7 @@ pub mod pipeline;
 pub mod printer;
 pub mod source;
 
+pub use engine::{Engine, InstantQuery, Limits, QueryError, RangeQuery};
 pub use parser::{ParseError, parse};
 pub use source::{
     Batch, Columns, Direction, MemoryEntry, MemorySource, RequiredText, Select, Source,

@@ -1,0 +1,285 @@
+//! Log queries: the newest (or oldest) `limit` entries of the selected streams after the
+//! pipeline, grouped by their final label set.
+//!
+//! Streams are read in parallel. Each worker keeps the best `limit` entries it has seen
+//! in a heap; a stream whose next entry (from [`StreamCursor::peek_bound`], before any
+//! block is opened) or current entry is already worse than the worker's `limit`-th best
+//! is abandoned, so a limited query reads little beyond what it returns and memory stays
+//! bounded by the limit. Equal timestamps order by label set, as Loki's merge does.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use protocol::Labels;
+use protocol::response::{Categories, Entry, QueryResponse, QueryResult, Stream};
+
+use super::Ctx;
+use crate::ast::LogExpr;
+use crate::engine::QueryError;
+use crate::pipeline::{Category, Pipeline};
+use crate::source::{Columns, Direction, Select, StreamCursor};
+
+/// One entry that may be returned.
+struct Candidate {
+    ts: i64,
+    labels: Arc<Labels>,
+    /// Stream and position, for a stable order among equals.
+    seq: (u32, u32),
+    line: String,
+    categories: Option<Arc<Categories>>,
+    forward: bool,
+}
+
+impl Candidate {
+    /// Less is better: earlier for forward reads, later for backward.
+    fn key_cmp(&self, o: &Candidate) -> Ordering {
+        let t = if self.forward {
+            self.ts.cmp(&o.ts)
+        } else {
+            o.ts.cmp(&self.ts)
+        };
+        t.then_with(|| self.labels.cmp(&o.labels))
+            .then_with(|| self.seq.cmp(&o.seq))
+    }
+
+    fn size(&self) -> usize {
+        self.line.len() + 64
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, o: &Self) -> bool {
+        self.key_cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.key_cmp(o)
+    }
+}
+
+/// Whether `ts` is strictly worse than `bound` in the read direction.
+fn worse(forward: bool, ts: i64, bound: i64) -> bool {
+    if forward { ts > bound } else { ts < bound }
+}
+
+pub(crate) fn eval(
+    ctx: &Ctx<'_>,
+    log: &LogExpr,
+    start: i64,
+    end: i64,
+    limit: u32,
+    direction: Direction,
+    categorize: bool,
+) -> Result<QueryResponse, QueryError> {
+    let pipeline =
+        Pipeline::new(&log.pipeline, None).map_err(|e| QueryError::Pipeline(e.to_string()))?;
+    let required = pipeline.required_text();
+    let select = Select {
+        matchers: &log.selector,
+        start,
+        end,
+        direction,
+        columns: Columns {
+            lines: true,
+            metadata: true,
+        },
+        required: required.as_ref(),
+    };
+    let forward = direction == Direction::Forward;
+    let mut cursors = ctx.src.select(&select)?;
+    // The streams whose first entry is best go first: they fill the heap soonest.
+    cursors.sort_by_key(|c| {
+        let b = c.peek_bound().unwrap_or(if forward { i64::MAX } else { i64::MIN });
+        if forward { b } else { -b.max(i64::MIN + 1) }
+    });
+    let limit = limit as usize;
+    let queue = Mutex::new(
+        cursors
+            .into_iter()
+            .enumerate()
+            .rev()
+            .collect::<Vec<(usize, Box<dyn StreamCursor + '_>)>>(),
+    );
+    let workers = ctx.workers();
+    let results: Vec<Result<BinaryHeap<Candidate>, QueryError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut w = Worker {
+                        ctx,
+                        pipeline: &pipeline,
+                        forward,
+                        limit,
+                        categorize,
+                        heap: BinaryHeap::new(),
+                        label_cache: HashMap::new(),
+                        held: 0,
+                    };
+                    let r = loop {
+                        let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+                        let Some((idx, mut cursor)) = next else {
+                            break Ok(());
+                        };
+                        if let Err(e) = w.read_stream(idx as u32, cursor.as_mut()) {
+                            break Err(e);
+                        }
+                    };
+                    ctx.release(w.held);
+                    r.map(|_| w.heap)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(QueryError::Storage("a query worker failed".into())))
+            })
+            .collect()
+    });
+    let mut all = Vec::new();
+    for r in results {
+        all.extend(r?.into_vec());
+    }
+    all.sort();
+    all.truncate(limit);
+    Ok(assemble(all, categorize))
+}
+
+/// A processed label set as returned: the stream's labels, and with categorize-labels the
+/// entry's categories.
+type CachedLabels = (Arc<Labels>, Option<Arc<Categories>>);
+
+struct Worker<'c, 'p> {
+    ctx: &'c Ctx<'c>,
+    pipeline: &'p Pipeline,
+    forward: bool,
+    limit: usize,
+    categorize: bool,
+    heap: BinaryHeap<Candidate>,
+    label_cache: HashMap<u64, CachedLabels>,
+    held: usize,
+}
+
+impl Worker<'_, '_> {
+    /// The timestamp an entry must not be worse than to enter a full heap.
+    fn bound(&self) -> Option<i64> {
+        if self.heap.len() < self.limit {
+            None
+        } else {
+            self.heap.peek().map(|c| c.ts)
+        }
+    }
+
+    fn read_stream(&mut self, idx: u32, cursor: &mut dyn StreamCursor) -> Result<(), QueryError> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        let stream_labels = cursor.labels().clone();
+        let mut sp = self.pipeline.for_stream(&stream_labels);
+        let mut pos = 0u32;
+        loop {
+            if let (Some(b), Some(next)) = (self.bound(), cursor.peek_bound())
+                && worse(self.forward, next, b)
+            {
+                return Ok(());
+            }
+            self.ctx.check_time()?;
+            let Some(batch) = cursor.next_batch()? else {
+                return Ok(());
+            };
+            for i in 0..batch.len() {
+                pos += 1;
+                let ts = batch.timestamps[i];
+                if let Some(b) = self.bound()
+                    && worse(self.forward, ts, b)
+                {
+                    return Ok(());
+                }
+                let Some(p) = sp.process(ts, batch.line(i), batch.metadata(i)) else {
+                    continue;
+                };
+                let key = p.labels.hash();
+                let (labels, categories) = match self.label_cache.get(&key) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v = if self.categorize {
+                            let cats = Categories {
+                                structured_metadata: p.labels.category(Category::StructuredMetadata),
+                                parsed: p.labels.category(Category::Parsed),
+                            };
+                            (
+                                Arc::new(p.labels.category(Category::Stream)),
+                                Some(Arc::new(cats)),
+                            )
+                        } else {
+                            (Arc::new(p.labels.to_labels()), None)
+                        };
+                        self.label_cache.insert(key, v.clone());
+                        v
+                    }
+                };
+                let c = Candidate {
+                    ts,
+                    labels,
+                    seq: (idx, pos),
+                    line: String::from_utf8_lossy(p.line).into_owned(),
+                    categories,
+                    forward: self.forward,
+                };
+                if self.heap.len() >= self.limit {
+                    if let Some(top) = self.heap.peek()
+                        && c.cmp(top) != Ordering::Less
+                    {
+                        continue;
+                    }
+                    if let Some(old) = self.heap.pop() {
+                        self.ctx.release(old.size());
+                        self.held -= old.size();
+                    }
+                }
+                self.ctx.charge(c.size())?;
+                self.held += c.size();
+                self.heap.push(c);
+            }
+        }
+    }
+}
+
+/// Groups the chosen entries (best first) into result streams.
+fn assemble(entries: Vec<Candidate>, categorize: bool) -> QueryResponse {
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
+    for c in entries {
+        let i = *index.entry(c.labels.clone()).or_insert_with(|| {
+            streams.push(Stream {
+                labels: (*c.labels).clone(),
+                entries: Vec::new(),
+            });
+            streams.len() - 1
+        });
+        streams[i].entries.push(Entry {
+            ts: c.ts,
+            line: c.line,
+            categories: c.categories.map(|c| (*c).clone()),
+        });
+    }
+    streams.sort_by(|a, b| a.labels.cmp(&b.labels));
+    QueryResponse {
+        result: QueryResult::Streams(streams),
+        stats: None,
+        encoding_flags: if categorize {
+            vec!["categorize-labels".to_string()]
+        } else {
+            Vec::new()
+        },
+    }
+}

@@ -1,0 +1,378 @@
+//! Metric queries: the expression tree evaluated into series over the query's steps, then
+//! Loki's answer (matrix, vector or scalar) with its series limit and pipeline-error rule.
+
+use protocol::Labels;
+use protocol::response::{Point, QueryResponse, QueryResult, Sample, Series as OutSeries};
+
+use super::samples::{SampleGroup, collect};
+use super::{Ctx, Series, SeriesSet, Steps, binary, range, vector};
+use crate::ast::{
+    Grouping, LabelFilter, LogRange, MatchOp, RangeAggregation, RangeOp, SampleExpr,
+    Stage, VectorOp,
+};
+use crate::engine::QueryError;
+
+enum Value {
+    Series(SeriesSet),
+    Scalar(f64),
+}
+
+pub(crate) fn eval(
+    ctx: &Ctx<'_>,
+    e: &SampleExpr,
+    steps: Steps,
+) -> Result<QueryResponse, QueryError> {
+    let v = node(ctx, e, &steps, None, false)?;
+    let result = match v {
+        Value::Scalar(x) if steps.instant => QueryResult::Scalar(Point {
+            t_ms: scalar_instant_time(steps.start),
+            v: x,
+        }),
+        Value::Scalar(x) => QueryResult::Matrix(vec![OutSeries {
+            metric: Labels::new(),
+            values: (0..steps.n)
+                .map(|i| Point {
+                    t_ms: ms(steps.time(i)),
+                    v: x,
+                })
+                .collect(),
+        }]),
+        Value::Series(set) => {
+            check_series_limit(ctx, &set)?;
+            if steps.instant {
+                let mut samples: Vec<Sample> = set
+                    .series
+                    .into_iter()
+                    .filter_map(|s| {
+                        s.points.first().map(|&(_, v)| Sample {
+                            metric: s.labels,
+                            point: Point {
+                                t_ms: ms(steps.start),
+                                v,
+                            },
+                        })
+                    })
+                    .collect();
+                match top_sort(e) {
+                    Some(VectorOp::Sort) => {
+                        samples.sort_by(|a, b| a.point.v.total_cmp(&b.point.v))
+                    }
+                    Some(_) => samples.sort_by(|a, b| b.point.v.total_cmp(&a.point.v)),
+                    None => samples.sort_by(|a, b| a.metric.cmp(&b.metric)),
+                }
+                QueryResult::Vector(samples)
+            } else {
+                let mut out: Vec<OutSeries> = set
+                    .series
+                    .into_iter()
+                    .map(|s| OutSeries {
+                        metric: s.labels,
+                        values: s
+                            .points
+                            .into_iter()
+                            .map(|(i, v)| Point {
+                                t_ms: ms(steps.time(i as usize)),
+                                v,
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                out.sort_by(|a, b| a.metric.cmp(&b.metric));
+                QueryResult::Matrix(out)
+            }
+        }
+    };
+    Ok(QueryResponse {
+        result,
+        stats: None,
+        encoding_flags: Vec::new(),
+    })
+}
+
+fn ms(ns: i64) -> i64 {
+    ns / 1_000_000
+}
+
+/// The timestamp Loki 3 stamps on a top-level number of an instant query. Its query
+/// frontend carries the time in milliseconds, reads that back as seconds and converts to
+/// nanoseconds in 64 bits (which wraps for any current date) before taking milliseconds
+/// again, and the result is printed as seconds. `1 + 1` at 2026-11-20T10:30:00Z is
+/// stamped 5836424850173. Reproduced because clients compare answers byte for byte.
+fn scalar_instant_time(t_ns: i64) -> i64 {
+    let ms = t_ns.div_euclid(1_000_000);
+    let ns = ms.wrapping_mul(1_000_000_000);
+    (ns / 1_000_000).saturating_mul(1000)
+}
+
+/// `sort`/`sort_desc` at the top of an instant query orders its vector by value.
+fn top_sort(e: &SampleExpr) -> Option<VectorOp> {
+    match e {
+        SampleExpr::Vector(v) if matches!(v.op, VectorOp::Sort | VectorOp::SortDesc) => Some(v.op),
+        SampleExpr::Paren(e) => top_sort(e),
+        _ => None,
+    }
+}
+
+/// Loki's `max_query_series`: a query (or a part of it that Loki runs on its own) may
+/// produce at most this many series.
+fn check_series_limit(ctx: &Ctx<'_>, set: &SeriesSet) -> Result<(), QueryError> {
+    let max = ctx.limits.max_series;
+    let n = set.series.iter().filter(|s| !s.points.is_empty()).count();
+    if max > 0 && n > max {
+        return Err(QueryError::Limit(format!(
+            "maximum number of series ({max}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()"
+        )));
+    }
+    Ok(())
+}
+
+/// Range operations Loki pushes a surrounding `sum`'s grouping into.
+fn additive(op: RangeOp) -> bool {
+    matches!(
+        op,
+        RangeOp::CountOverTime
+            | RangeOp::Rate
+            | RangeOp::BytesOverTime
+            | RangeOp::BytesRate
+            | RangeOp::SumOverTime
+    )
+}
+
+/// Range operations Loki's query frontend runs per shard as their own query when the
+/// aggregation around them cannot be sharded; their result then meets the series limit.
+fn shardable_range(op: RangeOp) -> bool {
+    matches!(
+        op,
+        RangeOp::CountOverTime
+            | RangeOp::Rate
+            | RangeOp::BytesOverTime
+            | RangeOp::BytesRate
+            | RangeOp::SumOverTime
+            | RangeOp::MaxOverTime
+            | RangeOp::MinOverTime
+            | RangeOp::AvgOverTime
+            | RangeOp::FirstOverTime
+            | RangeOp::LastOverTime
+    )
+}
+
+fn group_of(g: Option<&Grouping>) -> SampleGroup {
+    match g {
+        None => SampleGroup::NoLabels,
+        Some(g) if g.without => SampleGroup::Without(g.labels.clone()),
+        Some(g) if g.labels.is_empty() => SampleGroup::NoLabels,
+        Some(g) => SampleGroup::By(g.labels.clone()),
+    }
+}
+
+fn node(
+    ctx: &Ctx<'_>,
+    e: &SampleExpr,
+    steps: &Steps,
+    pushed: Option<SampleGroup>,
+    check_limit: bool,
+) -> Result<Value, QueryError> {
+    Ok(match e {
+        SampleExpr::Range(r) => {
+            let set = range_aggregation(ctx, r, steps, pushed)?;
+            if check_limit {
+                check_series_limit(ctx, &set)?;
+            }
+            Value::Series(set)
+        }
+        SampleExpr::Vector(v) => {
+            let (push, check) = match &*v.expr {
+                SampleExpr::Range(r) => (
+                    (v.op == VectorOp::Sum && r.grouping.is_none() && additive(r.op))
+                        .then(|| group_of(v.grouping.as_ref())),
+                    matches!(
+                        v.op,
+                        VectorOp::Stddev
+                            | VectorOp::Stdvar
+                            | VectorOp::Topk
+                            | VectorOp::Bottomk
+                            | VectorOp::Sort
+                            | VectorOp::SortDesc
+                    ) && shardable_range(r.op),
+                ),
+                _ => (None, false),
+            };
+            let inner = series(node(ctx, &v.expr, steps, push, check)?)?;
+            Value::Series(vector::aggregate(
+                v.op,
+                v.param,
+                v.grouping.as_ref(),
+                &inner,
+                steps.n,
+            ))
+        }
+        SampleExpr::Binary(b) => {
+            let l = node(ctx, &b.lhs, steps, None, false)?;
+            let r = node(ctx, &b.rhs, steps, None, false)?;
+            match (l, r) {
+                (Value::Scalar(x), Value::Scalar(y)) => {
+                    Value::Scalar(super::binop::apply(b.op, x, y, false).unwrap_or(f64::NAN))
+                }
+                (Value::Scalar(x), Value::Series(s)) => {
+                    Value::Series(binary::with_scalar(b.op, b.return_bool, x, true, s))
+                }
+                (Value::Series(s), Value::Scalar(y)) => {
+                    Value::Series(binary::with_scalar(b.op, b.return_bool, y, false, s))
+                }
+                (Value::Series(l), Value::Series(r)) => {
+                    Value::Series(binary::vectors(b, l, r, steps.n)?)
+                }
+            }
+        }
+        SampleExpr::LabelReplace(l) => {
+            let inner = series(node(ctx, &l.expr, steps, None, false)?)?;
+            Value::Series(vector::label_replace(l, inner))
+        }
+        SampleExpr::VectorLiteral(v) => Value::Series(SeriesSet {
+            series: vec![Series {
+                labels: Labels::new(),
+                points: (0..steps.n as u32).map(|i| (i, *v)).collect(),
+            }],
+        }),
+        SampleExpr::Literal(v) => Value::Scalar(*v),
+        SampleExpr::Paren(e) => node(ctx, e, steps, pushed, check_limit)?,
+    })
+}
+
+fn series(v: Value) -> Result<SeriesSet, QueryError> {
+    match v {
+        Value::Series(s) => Ok(s),
+        Value::Scalar(_) => Err(QueryError::BadRequest(
+            "a number cannot be aggregated as a vector; use vector(<number>)".into(),
+        )),
+    }
+}
+
+/// Whether the query asks for `__error__` by name (a label filter on it), so Loki keeps
+/// parser errors when it groups by it.
+fn mentions_error(r: &LogRange) -> bool {
+    fn in_filter(f: &LabelFilter) -> bool {
+        match f {
+            LabelFilter::And(a, b) | LabelFilter::Or(a, b) => in_filter(a) || in_filter(b),
+            LabelFilter::String(m) => m.name == "__error__",
+            LabelFilter::Number { name, .. }
+            | LabelFilter::Duration { name, .. }
+            | LabelFilter::Bytes { name, .. }
+            | LabelFilter::Ip { name, .. } => name == "__error__",
+        }
+    }
+    r.log.pipeline.iter().any(|s| match s {
+        Stage::LabelFilter(f) => in_filter(f),
+        _ => false,
+    }) || r
+        .unwrap
+        .as_ref()
+        .is_some_and(|u| u.post_filters.iter().any(in_filter))
+}
+
+fn range_aggregation(
+    ctx: &Ctx<'_>,
+    r: &RangeAggregation,
+    steps: &Steps,
+    pushed: Option<SampleGroup>,
+) -> Result<SeriesSet, QueryError> {
+    let group = match (&r.grouping, pushed) {
+        (Some(g), _) => group_of(Some(g)),
+        (None, Some(p)) => p,
+        (None, None) => SampleGroup::All,
+    };
+    // Loki keeps parser errors in the result when the (pushed-down) `by` grouping names
+    // `__error__`, or a label filter does while the grouping is by labels.
+    let preserve = match &group {
+        SampleGroup::By(names) => {
+            names.iter().any(|n| n == "__error__") || mentions_error(&r.range)
+        }
+        SampleGroup::NoLabels => mentions_error(&r.range),
+        _ => false,
+    };
+    let samples = collect(ctx, r, &group, preserve, steps)?;
+    let unwrapped = r.range.unwrap.is_some();
+    let mut out = SeriesSet::default();
+    let mut first_error: Option<(i64, usize)> = None;
+    for (i, s) in samples.iter().enumerate() {
+        let evaluated = range::evaluate(
+            r.op,
+            r.param,
+            unwrapped,
+            s,
+            steps,
+            r.range.interval,
+            r.range.offset,
+        );
+        if evaluated.points.is_empty() {
+            continue;
+        }
+        if s.error.is_some() {
+            let t = s.samples.first().map_or(i64::MAX, |x| x.0);
+            if first_error.is_none_or(|(ft, _)| t < ft) {
+                first_error = Some((t, i));
+            }
+            continue;
+        }
+        out.series.push(evaluated);
+    }
+    if let Some((_, i)) = first_error {
+        let s = &samples[i];
+        let kind = s.error.clone().unwrap_or_default();
+        return Err(QueryError::Pipeline(format!(
+            "pipeline error: '{kind}' for series: '{}'.\nUse a label filter to intentionally skip this error. (e.g | __error__!=\"{kind}\").\nTo skip all potential errors you can match empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n",
+            s.labels
+        )));
+    }
+    if r.op == RangeOp::AbsentOverTime {
+        return Ok(absent(r, out, steps));
+    }
+    Ok(out)
+}
+
+/// `absent_over_time`: 1 at the steps where no series has samples, labelled with the
+/// selector's equality matchers.
+fn absent(r: &RangeAggregation, present: SeriesSet, steps: &Steps) -> SeriesSet {
+    let mut has = vec![false; steps.n];
+    for s in &present.series {
+        for &(i, _) in &s.points {
+            has[i as usize] = true;
+        }
+    }
+    let mut labels = Labels::new();
+    let mut drop = Vec::new();
+    for m in &r.range.log.selector {
+        if m.op == MatchOp::Eq && labels.get(&m.name).is_none() {
+            labels.set(&m.name, &m.value);
+        } else {
+            drop.push(m.name.clone());
+        }
+    }
+    for d in drop {
+        labels.remove(&d);
+    }
+    let points: Vec<(u32, f64)> = (0..steps.n)
+        .filter(|&i| !has[i])
+        .map(|i| (i as u32, 1.0))
+        .collect();
+    SeriesSet {
+        series: if points.is_empty() {
+            Vec::new()
+        } else {
+            vec![Series { labels, points }]
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_time_matches_loki() {
+        assert_eq!(
+            scalar_instant_time(1_795_170_600_000_000_000),
+            5_836_424_850_173_000
+        );
+    }
+}
