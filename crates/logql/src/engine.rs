@@ -186,11 +186,7 @@ impl Engine {
                     0 => q.end,
                     r => q.end + step - r,
                 };
-                crate::eval::metric::eval(
-                    &ctx,
-                    &s,
-                    crate::eval::Steps::range(start, end, step),
-                )
+                crate::eval::metric::eval(&ctx, &s, crate::eval::Steps::range(start, end, step))
             }
         }
     }
@@ -206,7 +202,9 @@ impl Engine {
         let ctx = crate::eval::Ctx::new(src, &self.limits, Instant::now() + self.limits.timeout);
         match expr {
             Expr::Log(_) => Err(QueryError::BadRequest(ERR_INSTANT_LOG.into())),
-            Expr::Sample(s) => crate::eval::metric::eval(&ctx, &s, crate::eval::Steps::instant(q.time)),
+            Expr::Sample(s) => {
+                crate::eval::metric::eval(&ctx, &s, crate::eval::Steps::instant(q.time))
+            }
         }
     }
 

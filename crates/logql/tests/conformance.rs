@@ -100,7 +100,10 @@ fn answer(engine: &Engine, src: &MemorySource, c: &Case) -> (u16, String) {
                 (Some(Ok(s)), Some(Ok(e))) => (s, e),
                 _ => return (400, "bad start or end".into()),
             };
-            let step = match c.param("step").map(protocol::time::parse_seconds_or_duration) {
+            let step = match c
+                .param("step")
+                .map(protocol::time::parse_seconds_or_duration)
+            {
                 Some(Ok(s)) => Some(s),
                 Some(Err(e)) => return (400, e.to_string()),
                 None => None,

@@ -97,7 +97,9 @@ pub(crate) fn eval(
     let mut cursors = ctx.src.select(&select)?;
     // The streams whose first entry is best go first: they fill the heap soonest.
     cursors.sort_by_key(|c| {
-        let b = c.peek_bound().unwrap_or(if forward { i64::MAX } else { i64::MIN });
+        let b = c
+            .peek_bound()
+            .unwrap_or(if forward { i64::MAX } else { i64::MIN });
         if forward { b } else { -b.max(i64::MIN + 1) }
     });
     let limit = limit as usize;
@@ -213,7 +215,9 @@ impl Worker<'_, '_> {
                     None => {
                         let v = if self.categorize {
                             let cats = Categories {
-                                structured_metadata: p.labels.category(Category::StructuredMetadata),
+                                structured_metadata: p
+                                    .labels
+                                    .category(Category::StructuredMetadata),
                                 parsed: p.labels.category(Category::Parsed),
                             };
                             (

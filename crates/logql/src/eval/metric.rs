@@ -7,8 +7,8 @@ use protocol::response::{Point, QueryResponse, QueryResult, Sample, Series as Ou
 use super::samples::{SampleGroup, collect};
 use super::{Ctx, Series, SeriesSet, Steps, binary, range, vector};
 use crate::ast::{
-    Grouping, LabelFilter, LogRange, MatchOp, RangeAggregation, RangeOp, SampleExpr,
-    Stage, VectorOp,
+    Grouping, LabelFilter, LogRange, MatchOp, RangeAggregation, RangeOp, SampleExpr, Stage,
+    VectorOp,
 };
 use crate::engine::QueryError;
 
@@ -54,9 +54,7 @@ pub(crate) fn eval(
                     })
                     .collect();
                 match top_sort(e) {
-                    Some(VectorOp::Sort) => {
-                        samples.sort_by(|a, b| a.point.v.total_cmp(&b.point.v))
-                    }
+                    Some(VectorOp::Sort) => samples.sort_by(|a, b| a.point.v.total_cmp(&b.point.v)),
                     Some(_) => samples.sort_by(|a, b| b.point.v.total_cmp(&a.point.v)),
                     None => samples.sort_by(|a, b| a.metric.cmp(&b.metric)),
                 }

@@ -156,11 +156,7 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn read_stream(
-        &self,
-        cursor: &mut dyn StreamCursor,
-        acc: &mut Acc,
-    ) -> Result<(), QueryError> {
+    fn read_stream(&self, cursor: &mut dyn StreamCursor, acc: &mut Acc) -> Result<(), QueryError> {
         let stream_labels = cursor.labels().clone();
         if self.constant {
             return self.read_constant(cursor, acc);
@@ -219,7 +215,13 @@ impl Job<'_> {
                                         SampleGroup::NoLabels => Labels::new(),
                                     }
                                 };
-                                self.ctx.charge(labels.iter().map(|l| l.name.len() + l.value.len() + 48).sum::<usize>() + 64)?;
+                                self.ctx.charge(
+                                    labels
+                                        .iter()
+                                        .map(|l| l.name.len() + l.value.len() + 48)
+                                        .sum::<usize>()
+                                        + 64,
+                                )?;
                                 acc.index.insert(key, acc.series.len());
                                 acc.series.push(SampleSeries {
                                     key,

@@ -69,7 +69,10 @@ pub(crate) fn aggregate(
                 }
                 steps_out.push(out);
             }
-            SeriesSet::from_steps(input.series.iter().map(|s| s.labels.clone()).collect(), steps_out)
+            SeriesSet::from_steps(
+                input.series.iter().map(|s| s.labels.clone()).collect(),
+                steps_out,
+            )
         }
         _ => {
             let mut steps_out: Vec<Vec<(u32, f64)>> = Vec::with_capacity(n);
