@@ -1,0 +1,80 @@
+//! The router and the state every handler shares, and serving it until a signal.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use store::Store;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::push::labels::LabelCache;
+use crate::push::limits::IngestLimits;
+use crate::{push, status};
+
+/// Label strings remembered by the push path; a few MiB at most.
+const LABEL_CACHE_STREAMS: usize = 16_384;
+
+/// Everything a handler needs.
+pub struct App {
+    pub config: Config,
+    pub limits: IngestLimits,
+    pub store: Store,
+    pub label_cache: LabelCache,
+    pub metrics: Metrics,
+}
+
+impl App {
+    pub fn new(config: Config, store: Store) -> App {
+        App {
+            limits: IngestLimits::from_config(&config),
+            config,
+            store,
+            label_cache: LabelCache::new(LABEL_CACHE_STREAMS),
+            metrics: Metrics::new(),
+        }
+    }
+
+    pub fn max_request_bytes(&self) -> usize {
+        usize::try_from(self.config.max_request_bytes.0).unwrap_or(usize::MAX)
+    }
+}
+
+/// Every route of the API.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/loki/api/v1/push", post(push::handle))
+        .route("/api/prom/push", post(push::handle))
+        .route("/ready", get(status::ready))
+        .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/metrics", get(status::metrics))
+        .route("/config", get(status::config))
+        .route("/flush", post(status::flush))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
+        .with_state(app)
+}
+
+/// Go's answer for an unknown path, which Loki clients expect.
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}
+
+/// Counts each request by its route pattern (not its path, so label values stay few).
+async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".to_string());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    app.metrics
+        .observe_request(&route, resp.status().as_u16(), start.elapsed());
+    resp
+}

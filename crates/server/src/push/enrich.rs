@@ -1,0 +1,97 @@
+//! What Loki 3.x adds to every push: a `service_name` label on each stream and a
+//! `detected_level` structured-metadata pair on each entry. The rules live in
+//! [`logql::detect`], shared with the query side; this module applies them on the push
+//! path without allocating per line.
+
+use std::borrow::Cow;
+
+use logql::detect::{self, level};
+use protocol::Labels;
+
+pub use detect::DETECTED_LEVEL;
+
+/// Adds `service_name` to a stream's labels when it has none.
+pub fn add_service_name(labels: &mut Labels) {
+    if let Some(name) = detect::service_name(labels) {
+        let name = name.to_string();
+        labels.set(detect::SERVICE_NAME, &name);
+    }
+}
+
+/// Most metadata pairs looked at without a heap buffer.
+const INLINE_PAIRS: usize = 16;
+
+/// The entry's `detected_level`: one of Loki's level words as a `'static` string, or, for
+/// a word Loki keeps as it is, an owned copy (rare).
+pub fn detected_level(
+    stream: &Labels,
+    metadata: &[(Cow<'_, str>, Cow<'_, str>)],
+    line: &[u8],
+) -> Cow<'static, str> {
+    let line: Cow<'_, str> = String::from_utf8_lossy(line);
+    if metadata.len() <= INLINE_PAIRS {
+        let mut pairs = [("", ""); INLINE_PAIRS];
+        for (slot, (n, v)) in pairs.iter_mut().zip(metadata) {
+            *slot = (n.as_ref(), v.as_ref());
+        }
+        detect::detected_level(stream, &pairs[..metadata.len()], &line).into_owned_static()
+    } else {
+        let pairs: Vec<(&str, &str)> = metadata
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .collect();
+        detect::detected_level(stream, &pairs, &line).into_owned_static()
+    }
+}
+
+trait IntoStatic {
+    fn into_owned_static(self) -> Cow<'static, str>;
+}
+
+impl IntoStatic for Cow<'_, str> {
+    fn into_owned_static(self) -> Cow<'static, str> {
+        const KNOWN: [&str; 8] = [
+            level::TRACE,
+            level::DEBUG,
+            level::INFO,
+            level::WARN,
+            level::ERROR,
+            level::CRITICAL,
+            level::FATAL,
+            level::UNKNOWN,
+        ];
+        match KNOWN.iter().find(|k| **k == self.as_ref()) {
+            Some(k) => Cow::Borrowed(k),
+            None => Cow::Owned(self.into_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_name_from_app_or_unknown() {
+        let mut l = Labels::from_pairs([("app", "api"), ("namespace", "shop")]);
+        add_service_name(&mut l);
+        assert_eq!(l.get("service_name"), Some("api"));
+        let mut l = Labels::from_pairs([("namespace", "shop")]);
+        add_service_name(&mut l);
+        assert_eq!(l.get("service_name"), Some("unknown_service"));
+        let mut l = Labels::from_pairs([("app", "api"), ("service_name", "mine")]);
+        add_service_name(&mut l);
+        assert_eq!(l.get("service_name"), Some("mine"));
+    }
+
+    #[test]
+    fn levels_borrow_static_words() {
+        let l = Labels::from_pairs([("app", "api")]);
+        let lv = detected_level(&l, &[], br#"{"level":"warning","msg":"x"}"#);
+        assert_eq!(lv, "warn");
+        assert!(matches!(lv, Cow::Borrowed(_)));
+        let md = [(Cow::Borrowed("level"), Cow::Borrowed("ERROR"))];
+        assert_eq!(detected_level(&l, &md, b"plain"), "error");
+        assert_eq!(detected_level(&l, &[], b"nothing here"), "unknown");
+    }
+}
