@@ -1,0 +1,238 @@
+// The LogQL editor: CodeMirror 6 with Grafana's LogQL grammar for highlighting and a
+// completion source that knows where the cursor is (inside a selector, after a `|`, in a
+// `by (...)`) and asks the server for label names and values there.
+
+import { autocompletion, closeBrackets, completionStatus, type Completion, type CompletionContext, type CompletionResult, startCompletion } from '@codemirror/autocomplete';
+import { defaultKeymap, history, historyKeymap, insertNewlineAndIndent } from '@codemirror/commands';
+import { HighlightStyle, LRLanguage, LanguageSupport, bracketMatching, syntaxHighlighting } from '@codemirror/language';
+import { EditorState, Prec } from '@codemirror/state';
+import { EditorView, keymap, placeholder } from '@codemirror/view';
+import { AGGREGATION_OPERATORS, RANGE_VEC_FUNCTIONS, parser } from '@grafana/lezer-logql';
+import { styleTags, tags as t } from '@lezer/highlight';
+
+export interface Suggestions {
+  labelNames(): Promise<string[]>;
+  labelValues(name: string): Promise<string[]>;
+  /** Field names the lines of the current selector carry (detected_fields), for `| field=`. */
+  fieldNames(selector: string): Promise<string[]>;
+}
+
+const logql = LRLanguage.define({
+  name: 'logql',
+  parser: parser.configure({
+    props: [
+      styleTags({
+        String: t.string,
+        'Number Duration Bytes': t.number,
+        LineComment: t.lineComment,
+        'Identifier LabelName GroupingLabel': t.propertyName,
+        'Json Logfmt Unpack Pattern Regexp Unwrap LabelFormat LineFormat Decolorize Drop Keep By Without Bool On Ignoring GroupLeft GroupRight Offset LabelReplace Vector Ip':
+          t.keyword,
+        'CountOverTime Rate RateCounter BytesOverTime BytesRate AvgOverTime SumOverTime MinOverTime MaxOverTime StddevOverTime StdvarOverTime QuantileOverTime FirstOverTime LastOverTime AbsentOverTime Sum Avg Count Max Min Stddev Stdvar Bottomk Topk Sort Sort_Desc Approx_Topk BytesConv DurationConv DurationSecondsConv':
+          t.function(t.variableName),
+        'Eq Neq Re Nre PipeExact PipeMatch PipePattern Npa Gtr Gte Lss Lte Eql Add Sub Mul Div Mod Pow And Or Unless': t.operator,
+        Pipe: t.separator,
+        '{ }': t.brace,
+        '( )': t.paren,
+        '[ ]': t.squareBracket,
+      }),
+    ],
+  }),
+  languageData: { closeBrackets: { brackets: ['(', '[', '{', '"', '`'] }, commentTokens: { line: '#' } },
+});
+
+const highlight = HighlightStyle.define([
+  { tag: t.string, color: 'var(--hl-string)' },
+  { tag: t.number, color: 'var(--hl-number)' },
+  { tag: t.lineComment, color: 'var(--muted)', fontStyle: 'italic' },
+  { tag: t.propertyName, color: 'var(--hl-label)' },
+  { tag: t.keyword, color: 'var(--hl-keyword)', fontWeight: '600' },
+  { tag: t.function(t.variableName), color: 'var(--hl-function)' },
+  { tag: t.operator, color: 'var(--hl-operator)' },
+  { tag: t.separator, color: 'var(--hl-operator)', fontWeight: '700' },
+]);
+
+interface Stage {
+  label: string;
+  apply?: string;
+  detail: string;
+}
+
+const STAGES: Stage[] = [
+  { label: 'json', detail: 'parse the line as JSON into labels' },
+  { label: 'logfmt', detail: 'parse key=value pairs into labels' },
+  { label: 'pattern', apply: 'pattern "<_> <field> <_>"', detail: 'extract fields with a pattern' },
+  { label: 'regexp', apply: 'regexp "(?P<name>\\\\w+)"', detail: 'extract named groups' },
+  { label: 'unpack', detail: 'unpack Promtail-packed JSON' },
+  { label: 'line_format', apply: 'line_format "{{.msg}}"', detail: 'rewrite the line with a template' },
+  { label: 'label_format', apply: 'label_format new=old', detail: 'rename or template labels' },
+  { label: 'drop', apply: 'drop ', detail: 'remove labels' },
+  { label: 'keep', apply: 'keep ', detail: 'keep only these labels' },
+  { label: 'decolorize', detail: 'strip ANSI colour codes' },
+  { label: 'unwrap', apply: 'unwrap ', detail: 'use a label as the sample value' },
+];
+
+const LINE_FILTERS: Completion[] = [
+  { label: '|= "…"', apply: '|= ""', detail: 'line contains', type: 'keyword' },
+  { label: '!= "…"', apply: '!= ""', detail: 'line does not contain', type: 'keyword' },
+  { label: '|~ "…"', apply: '|~ ""', detail: 'line matches regex', type: 'keyword' },
+  { label: '!~ "…"', apply: '!~ ""', detail: 'line does not match regex', type: 'keyword' },
+];
+
+/** Where the cursor is, read from the text before it. Strings are skipped so a `{` or `|`
+ *  inside a quoted filter does not confuse it. */
+export function cursorContext(before: string):
+  | { kind: 'labelName'; from: number }
+  | { kind: 'labelValue'; name: string; from: number }
+  | { kind: 'stage'; from: number }
+  | { kind: 'grouping'; from: number }
+  | { kind: 'function'; from: number }
+  | { kind: 'afterSelector'; from: number }
+  | null {
+  let depthBrace = 0;
+  let inString: string | null = null;
+  let braceStart = -1;
+  let stringStart = -1;
+  for (let i = 0; i < before.length; i++) {
+    const c = before[i];
+    if (inString) {
+      if (c === '\\' && inString === '"') i++;
+      else if (c === inString) inString = null;
+      continue;
+    }
+    if (c === '"' || c === '`') {
+      inString = c;
+      stringStart = i;
+    } else if (c === '{') {
+      depthBrace++;
+      braceStart = i;
+    } else if (c === '}') depthBrace = Math.max(0, depthBrace - 1);
+  }
+  if (inString) {
+    if (depthBrace > 0) {
+      const m = /([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*$/.exec(before.slice(braceStart + 1, stringStart));
+      if (m) return { kind: 'labelValue', name: m[1], from: stringStart + 1 };
+    }
+    return null;
+  }
+  const word = /[A-Za-z_][A-Za-z0-9_]*$/.exec(before);
+  const from = word ? before.length - word[0].length : before.length;
+  const head = before.slice(0, from);
+  if (depthBrace > 0) {
+    if (/[{,]\s*$/.test(head)) return { kind: 'labelName', from };
+    return null;
+  }
+  if (/\}\s+$/.test(head) && !word) return { kind: 'afterSelector', from };
+  if (/\|\s*$/.test(head) && !/[|!]=\s*$/.test(head)) return { kind: 'stage', from };
+  if (/\b(by|without|on|ignoring|group_left|group_right)\s*\(([A-Za-z0-9_]+\s*,\s*)*$/.test(head)) return { kind: 'grouping', from };
+  if (/(^|[(\s])$/.test(head) && !/[}\]]\s*$/.test(head)) return { kind: 'function', from };
+  return null;
+}
+
+function completer(s: Suggestions) {
+  return async (ctx: CompletionContext): Promise<CompletionResult | null> => {
+    const before = ctx.state.sliceDoc(0, ctx.pos);
+    const where = cursorContext(before);
+    if (!where) return null;
+    const typed = before.slice(where.from);
+    if (!ctx.explicit && typed === '' && where.kind === 'function' && before.trim() !== '') return null;
+    try {
+      switch (where.kind) {
+        case 'labelName':
+        case 'grouping': {
+          const names = await s.labelNames();
+          return { from: where.from, options: names.map((n) => ({ label: n, type: 'property', apply: where.kind === 'labelName' ? `${n}="` : n })), validFor: /^\w*$/ };
+        }
+        case 'labelValue': {
+          const values = await s.labelValues(where.name);
+          return {
+            from: where.from,
+            options: values.map((v) => ({ label: v, type: 'constant', apply: v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') })),
+            validFor: /^[^"]*$/,
+          };
+        }
+        case 'stage': {
+          const selector = /\{[^}]*\}/.exec(before)?.[0];
+          const fields = selector ? await s.fieldNames(selector).catch(() => []) : [];
+          const opts: Completion[] = [
+            ...STAGES.map((x) => ({ label: x.label, apply: x.apply ?? x.label, detail: x.detail, type: 'keyword', boost: 2 })),
+            ...fields.map((f) => ({ label: f, apply: `${f}=""`, detail: 'field filter', type: 'property' })),
+          ];
+          return { from: where.from, options: opts, validFor: /^\w*$/ };
+        }
+        case 'afterSelector':
+          return { from: where.from, options: [...LINE_FILTERS, { label: '| json', apply: '| json', detail: 'parse JSON', type: 'keyword' }, { label: '| logfmt', apply: '| logfmt', detail: 'parse logfmt', type: 'keyword' }] };
+        case 'function': {
+          const fns = [...RANGE_VEC_FUNCTIONS, ...AGGREGATION_OPERATORS].map((f) => ({
+            label: f.label,
+            apply: f.insertText ?? f.label,
+            detail: f.detail,
+            info: f.documentation,
+            type: 'function',
+          }));
+          return { from: where.from, options: [{ label: '{', apply: '{', detail: 'stream selector', type: 'keyword', boost: 3 }, ...fns], validFor: /^\w*$/ };
+        }
+      }
+    } catch {
+      return null;
+    }
+  };
+}
+
+/** Opens the completion list again after a `"` or `=` that starts a new context. */
+const reopen = EditorView.updateListener.of((u) => {
+  if (!u.docChanged) return;
+  const pos = u.state.selection.main.head;
+  const prev = u.state.sliceDoc(Math.max(0, pos - 2), pos);
+  if (/(="|\{|, ?|\| ?)$/.test(prev) && completionStatus(u.state) === null) {
+    queueMicrotask(() => startCompletion(u.view));
+  }
+});
+
+export interface Editor {
+  view: EditorView;
+  get(): string;
+  set(q: string): void;
+  focus(): void;
+}
+
+export function createEditor(parent: HTMLElement, initial: string, s: Suggestions, onRun: () => void): Editor {
+  const run = () => {
+    onRun();
+    return true;
+  };
+  const view = new EditorView({
+    parent,
+    state: EditorState.create({
+      doc: initial,
+      extensions: [
+        history(),
+        closeBrackets(),
+        bracketMatching(),
+        new LanguageSupport(logql, [logql.data.of({})]),
+        syntaxHighlighting(highlight),
+        autocompletion({ override: [completer(s)], activateOnTyping: true, icons: false }),
+        reopen,
+        placeholder('{service_name=~".+"} — type { for labels, | for filters and parsers; Enter runs'),
+        Prec.high(
+          keymap.of([
+            { key: 'Mod-Enter', run },
+            { key: 'Shift-Enter', run: insertNewlineAndIndent },
+            { key: 'Enter', run: (v) => (completionStatus(v.state) === 'active' ? false : run()) },
+          ]),
+        ),
+        keymap.of([...defaultKeymap, ...historyKeymap]),
+        EditorView.lineWrapping,
+        EditorView.contentAttributes.of({ 'aria-label': 'LogQL query', 'data-testid': 'query-editor' }),
+      ],
+    }),
+  });
+  return {
+    view,
+    get: () => view.state.doc.toString(),
+    set: (q: string) => {
+      if (q !== view.state.doc.toString()) view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: q } });
+    },
+    focus: () => view.focus(),
+  };
+}
