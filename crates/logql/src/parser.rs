@@ -186,4 +186,6 @@ impl Parser {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

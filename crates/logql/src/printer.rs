@@ -36,12 +36,8 @@ pub fn to_string(e: &Expr) -> String {
 }
 
 pub(crate) fn matcher(m: &Matcher) -> String {
-    let mut s = String::new();
-    if protocol::labels::is_valid_label_name(&m.name) {
-        s.push_str(&m.name);
-    } else {
-        s.push_str(&quote(&m.name));
-    }
+    // Loki's grammar reads only bare names, so names are never quoted.
+    let mut s = m.name.clone();
     let _ = write!(s, "{}", m.op);
     s.push_str(&quote(&m.value));
     s
@@ -453,6 +449,23 @@ pub(crate) fn sample(e: &SampleExpr) -> String {
         SampleExpr::Literal(v) => go_float(*v),
         SampleExpr::Paren(e) => sample(e),
     }
+}
+
+/// Parses `q`; when it parses, checks that both printed forms parse back to a query that
+/// prints the same. Panics otherwise: for the fuzz target and property tests.
+#[doc(hidden)]
+pub fn check_round_trip(q: &str) {
+    let Ok(e) = crate::parse(q) else {
+        return;
+    };
+    let one = to_string(&e);
+    let back = crate::parse(&one)
+        .unwrap_or_else(|err| panic!("{q:?} printed as {one:?}, which does not parse: {err}"));
+    assert_eq!(to_string(&back), one, "{q:?} does not print stably");
+    let pretty = pretty(&e);
+    let back = crate::parse(&pretty)
+        .unwrap_or_else(|err| panic!("{q:?} formatted as {pretty:?}, which does not parse: {err}"));
+    assert_eq!(to_string(&back), one, "{q:?} formats to {pretty:?}, another query");
 }
 
 impl std::fmt::Display for Expr {

@@ -645,5 +645,11 @@ pub(super) fn parse_float(s: &str) -> Result<f64, String> {
     if s.starts_with("0o") || s.starts_with("0b") || s.starts_with("0O") || s.starts_with("0B") {
         return Err(bad());
     }
-    s.parse::<f64>().map_err(|_| bad())
+    let v = s.parse::<f64>().map_err(|_| bad())?;
+    if v.is_infinite() {
+        return Err(format!(
+            "strconv.ParseFloat: parsing {s:?}: value out of range"
+        ));
+    }
+    Ok(v)
 }

@@ -12,14 +12,28 @@ use crate::ast::{
 use crate::lexer::{range_op_name, vector_op_name};
 use crate::parser::binary_op_str;
 
+/// Loki splits expressions longer than this.
 const MAX_CHARS_PER_LINE: usize = 100;
+
+thread_local! {
+    static WIDTH: std::cell::Cell<usize> = const { std::cell::Cell::new(MAX_CHARS_PER_LINE) };
+}
 
 fn indent(level: usize) -> String {
     "  ".repeat(level)
 }
 
 fn need_split(s: &str) -> bool {
-    s.len() > MAX_CHARS_PER_LINE
+    s.len() > WIDTH.with(|w| w.get())
+}
+
+/// [`pretty`] with another line width, as Loki's formatter tests use.
+#[cfg(test)]
+pub(crate) fn pretty_width(e: &Expr, width: usize) -> String {
+    WIDTH.with(|w| w.set(width));
+    let s = pretty(e);
+    WIDTH.with(|w| w.set(MAX_CHARS_PER_LINE));
+    s
 }
 
 /// What `/loki/api/v1/format_query` answers for a parsed query.
@@ -145,6 +159,27 @@ fn binary_op_pretty(b: &BinaryExpr) -> String {
     op
 }
 
+/// An operand of a split binary operation. Loki prints a nested operation that is split
+/// too without its parentheses, which changes what the query means (`a / (b % c)`
+/// would read back as `(a / b) % c`); this keeps them.
+fn operand_pretty(e: &SampleExpr, level: usize) -> String {
+    let inner = match e {
+        SampleExpr::Paren(inner) => inner,
+        _ => e,
+    };
+    if let SampleExpr::Binary(_) = inner
+        && need_split(&sample(inner))
+    {
+        return format!(
+            "{}(\n{}\n{})",
+            indent(level),
+            sample_pretty(inner, level + 1),
+            indent(level)
+        );
+    }
+    sample_pretty(e, level)
+}
+
 fn sample_pretty(e: &SampleExpr, level: usize) -> String {
     let one = sample(e);
     if !need_split(&one) {
@@ -185,10 +220,10 @@ fn sample_pretty(e: &SampleExpr, level: usize) -> String {
         }
         SampleExpr::Binary(b) => format!(
             "{}\n{}{}\n{}",
-            sample_pretty(&b.lhs, level + 1),
+            operand_pretty(&b.lhs, level + 1),
             indent(level),
             binary_op_pretty(b),
-            sample_pretty(&b.rhs, level + 1)
+            operand_pretty(&b.rhs, level + 1)
         ),
         SampleExpr::LabelReplace(l) => {
             let params = [
@@ -207,5 +242,42 @@ fn sample_pretty(e: &SampleExpr, level: usize) -> String {
         }
         SampleExpr::Paren(inner) => sample_pretty(inner, level),
         SampleExpr::VectorLiteral(_) | SampleExpr::Literal(_) => indent(level) + &one,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt20(q: &str) -> String {
+        pretty_width(&crate::parse(q).unwrap(), 20)
+    }
+
+    #[test]
+    fn splits_like_loki() {
+        assert_eq!(
+            fmt20(
+                r#"{job="loki", instance="localhost"}|= "error" != "memcached" |= ip("192.168.0.1") |logfmt"#
+            ),
+            "{job=\"loki\", instance=\"localhost\"}\n  |= \"error\"\n  != \"memcached\"\n  |= ip(\"192.168.0.1\")\n  | logfmt"
+        );
+        assert_eq!(
+            fmt20(
+                r#"count_over_time({job="loki", instance="localhost"}|= "error"[5m] offset 20m)"#
+            ),
+            "count_over_time(\n  {job=\"loki\", instance=\"localhost\"}\n    |= \"error\" [5m] offset 20m\n)"
+        );
+        assert_eq!(
+            fmt20(
+                r#"quantile_over_time(0.99,{container="ingress-nginx",service="hosted-grafana"}| json| unwrap response_latency_seconds| __error__=""[1m]) by (cluster)"#
+            ),
+            "quantile_over_time(\n  0.99,\n  {container=\"ingress-nginx\", service=\"hosted-grafana\"}\n    | json\n    | unwrap response_latency_seconds\n    | __error__=\"\" [1m]\n) by (cluster)"
+        );
+        assert_eq!(
+            fmt20(
+                r#"topk(5, count_over_time({foo="bar",namespace="loki",instance="localhost"}[5m])) by (container)"#
+            ),
+            "topk by (container)(\n  5,\n  count_over_time(\n    {foo=\"bar\", namespace=\"loki\", instance=\"localhost\"} [5m]\n  )\n)"
+        );
     }
 }
