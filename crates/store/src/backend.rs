@@ -59,8 +59,13 @@ impl LocalParts {
             return Ok(f.clone());
         }
         let path = self.root.join(key.path());
-        let f =
-            Arc::new(File::open(&path).map_err(|e| StoreError::io("opening a part", &path, e))?);
+        let f = Arc::new(File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::PartGone(key.to_string())
+            } else {
+                StoreError::io("opening a part", &path, e)
+            }
+        })?);
         let mut files = self.files.lock();
         // Bounded: keep at most 4096 descriptors open.
         if files.len() >= 4096 {

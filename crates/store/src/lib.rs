@@ -39,6 +39,7 @@
 pub mod backend;
 pub mod block;
 pub mod codec;
+mod compact;
 pub mod filter;
 pub mod head;
 pub mod index;
@@ -143,6 +144,12 @@ pub enum StoreError {
     TooLarge(usize),
     #[error("object storage {0}")]
     Backend(String),
+    /// A part deleted (retention, compaction) after a query planned to read it.
+    #[error("part {0} was deleted while being read")]
+    PartGone(String),
+    /// Retryable: entries arrive faster than parts can be written.
+    #[error("writes are arriving faster than they can be stored: {0}; retry later")]
+    Overloaded(String),
 }
 
 impl StoreError {
@@ -159,7 +166,10 @@ impl StoreError {
 
     /// Whether the client should retry later (HTTP 429/503 rather than 500).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::DiskFull(_) | StoreError::Closed)
+        matches!(
+            self,
+            StoreError::DiskFull(_) | StoreError::Closed | StoreError::Overloaded(_)
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod commit;
 mod flush;
+pub(crate) mod maintain;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -89,6 +90,9 @@ pub(crate) struct Shared {
     pub flushed_cv: Condvar,
     pub closing: AtomicBool,
     pub metrics: Metrics,
+    pub maintain_tx: Mutex<Option<std::sync::mpsc::Sender<maintain::Nudge>>>,
+    /// Serialises maintenance passes (background thread and [`Store::maintain`]).
+    pub maintain_lock: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +120,12 @@ impl Shared {
         ts.by_name.insert(name.to_string(), t.clone());
         ts.by_num.push(t.clone());
         t
+    }
+
+    pub fn nudge_maintenance(&self) {
+        if let Some(tx) = self.maintain_tx.lock().as_ref() {
+            let _ = tx.send(maintain::Nudge::Run);
+        }
     }
 
     pub fn view(&self) -> View {
@@ -226,6 +236,8 @@ impl Store {
             flushed_cv: Condvar::new(),
             closing: AtomicBool::new(false),
             metrics: Metrics::default(),
+            maintain_tx: Mutex::new(None),
+            maintain_lock: Mutex::new(()),
             cfg,
         });
         flush::load_parts(&shared)?;
@@ -282,10 +294,19 @@ impl Store {
             .name("kiroku-flush".into())
             .spawn(move || flush::run(s2, flush_rx))
             .map_err(|e| StoreError::io("starting the flush thread", &wal_dir, e))?;
+        let (maint_tx, maint_rx) = std::sync::mpsc::channel();
+        *shared.maintain_tx.lock() = Some(maint_tx);
+        let s3 = shared.clone();
+        let maintainer = std::thread::Builder::new()
+            .name("kiroku-maintain".into())
+            .spawn(move || maintain::run(s3, maint_rx))
+            .map_err(|e| StoreError::io("starting the maintenance thread", &wal_dir, e))?;
+        // Retention right away: parts may have expired while the server was down.
+        shared.nudge_maintenance();
         Ok(Store {
             shared,
             commit_tx: Mutex::new(Some(commit_tx)),
-            threads: Mutex::new(vec![commit, flusher]),
+            threads: Mutex::new(vec![commit, flusher, maintainer]),
         })
     }
 
@@ -382,7 +403,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut f = self.shared.flushed.lock();
         while f.flushed_gen < generation {
-            if let Some(e) = f.last_error.take() {
+            if let Some(e) = f.last_error.clone() {
                 return Err(StoreError::Io {
                     what: "writing parts",
                     path: self.shared.cfg.data_dir.display().to_string(),
@@ -410,14 +431,27 @@ impl Store {
                 Err(e)
             }
         };
+        self.stop_threads();
+        result
+    }
+
+    fn stop_threads(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         if let Some(tx) = self.commit_tx.lock().take() {
             let _ = tx.send(commit::Request::Shutdown);
         }
+        if let Some(tx) = self.shared.maintain_tx.lock().take() {
+            let _ = tx.send(maintain::Nudge::Stop);
+        }
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
-        result
+    }
+
+    /// Runs retention and compaction now and returns when done (they also run in the
+    /// background every 30 s). Blocking.
+    pub fn maintain(&self) {
+        maintain::pass(&self.shared);
     }
 
     fn flush_before(&self, deadline: std::time::Instant) -> Result<(), StoreError> {
@@ -488,28 +522,14 @@ impl Store {
 
     /// Bytes the store holds on local disk: WAL segments, and parts when they are local.
     pub fn disk_usage(&self) -> u64 {
-        let wal: u64 = std::fs::read_dir(&self.shared.wal_dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        wal + self.metrics().part_bytes
+        maintain::wal_bytes(&self.shared) + maintain::part_bytes(&self.shared)
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
         // Without close(): stop the threads, leave the heads in the WAL.
-        self.shared.closing.store(true, Ordering::SeqCst);
-        if let Some(tx) = self.commit_tx.lock().take() {
-            let _ = tx.send(commit::Request::Shutdown);
-        }
-        for t in self.threads.lock().drain(..) {
-            let _ = t.join();
-        }
+        self.stop_threads();
     }
 }
 

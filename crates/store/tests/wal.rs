@@ -90,7 +90,7 @@ fn a_corrupt_record_ends_replay_of_its_segment() {
     bytes[mid] ^= 0x55;
     std::fs::write(&seg, &bytes).unwrap();
     let (n, m) = count(dir.path());
-    assert!(n < 10 && n >= 3, "{n}");
+    assert!((3..10).contains(&n), "{n}");
     assert_eq!(m.wal_corrupt_records, 1);
 }
 

@@ -105,28 +105,32 @@ impl<W: Write> PartWriter<W> {
         Ok(())
     }
 
-    /// Adds one stream as blocks already encoded elsewhere (compaction copies them without
-    /// decompressing): each item is a block's description and its bytes (columns and filter).
-    pub fn add_encoded_stream<'b>(
-        &mut self,
-        labels: &Labels,
-        blocks: impl IntoIterator<Item = (&'b BlockMeta, &'b [u8])>,
-    ) -> std::io::Result<()> {
-        let first_block = self.index.blocks.len() as u32;
-        for (meta, bytes) in blocks {
-            debug_assert_eq!(bytes.len() as u64, meta.stored_len());
-            self.out.write_all(bytes)?;
-            let mut m = meta.clone();
-            m.offset = self.written;
-            self.written += bytes.len() as u64;
-            self.index.min_ts = self.index.min_ts.min(m.min_ts);
-            self.index.max_ts = self.index.max_ts.max(m.max_ts);
-            self.index.blocks.push(m);
-        }
+    /// The number of blocks written so far: pass it to [`PartWriter::end_encoded_stream`].
+    pub fn block_count(&self) -> u32 {
+        self.index.blocks.len() as u32
+    }
+
+    /// Adds a block encoded elsewhere (compaction copies blocks without decompressing):
+    /// its description and its bytes (columns and filter). Close the stream with
+    /// [`PartWriter::end_encoded_stream`].
+    pub fn add_encoded_block(&mut self, meta: &BlockMeta, bytes: &[u8]) -> std::io::Result<()> {
+        debug_assert_eq!(bytes.len() as u64, meta.stored_len());
+        self.out.write_all(bytes)?;
+        let mut m = meta.clone();
+        m.offset = self.written;
+        self.written += bytes.len() as u64;
+        self.index.min_ts = self.index.min_ts.min(m.min_ts);
+        self.index.max_ts = self.index.max_ts.max(m.max_ts);
+        self.index.blocks.push(m);
+        Ok(())
+    }
+
+    /// Ends a stream whose blocks were added with [`PartWriter::add_encoded_block`] since
+    /// `first_block`.
+    pub fn end_encoded_stream(&mut self, labels: &Labels, first_block: u32) {
         if self.index.blocks.len() as u32 > first_block {
             self.push_stream(labels, first_block);
         }
-        Ok(())
     }
 
     fn push_stream(&mut self, labels: &Labels, first_block: u32) {

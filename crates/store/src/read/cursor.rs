@@ -19,6 +19,13 @@ use crate::head::HeadChunk;
 use crate::read::{SourceRef, Src};
 use crate::store::Shared;
 
+/// Why a source could not be opened.
+enum Gone {
+    /// Its part was deleted after the snapshot: skip it.
+    Gone,
+    Err(SourceError),
+}
+
 /// Entries per batch at most.
 const BATCH: usize = 8192;
 
@@ -137,14 +144,19 @@ impl Cursor {
             }
             let src = self.srcs[self.next].clone();
             self.next += 1;
-            if let Some(o) = self.open_source(&src)? {
-                self.open.push(o);
+            match self.open_source(&src) {
+                Ok(Some(o)) => self.open.push(o),
+                Ok(None) => {}
+                // Deleted by retention or compaction after this query took its snapshot:
+                // its entries are either expired or in the part that replaced it.
+                Err(Gone::Gone) => {}
+                Err(Gone::Err(e)) => return Err(e),
             }
         }
         Ok(())
     }
 
-    fn open_source(&mut self, src: &Src) -> Result<Option<Open>, SourceError> {
+    fn open_source(&mut self, src: &Src) -> Result<Option<Open>, Gone> {
         let lines = self.columns.lines || src.overlaps;
         let data = match &src.r {
             SourceRef::Head(c) => Data::Head(c.clone()),
@@ -153,11 +165,14 @@ impl Cursor {
                 let key = &part.part.key;
                 let size = part.part.size;
                 let store = &self.shared.parts;
-                let err = |e: crate::StoreError| SourceError::Storage(e.to_string());
+                let err = |e: crate::StoreError| match e {
+                    crate::StoreError::PartGone(_) => Gone::Gone,
+                    e => Gone::Err(SourceError::Storage(e.to_string())),
+                };
                 let corrupt = || {
-                    SourceError::Storage(format!(
+                    Gone::Err(SourceError::Storage(format!(
                         "part {key} is damaged: block {block} does not decode"
-                    ))
+                    )))
                 };
                 if let Some(req) = &self.required
                     && meta.filter_len > 0
@@ -171,8 +186,10 @@ impl Cursor {
                     }
                 }
                 if self.dec.is_none() {
-                    self.dec =
-                        Some(BlockDecoder::new().map_err(|e| SourceError::Storage(e.to_string()))?);
+                    self.dec = Some(
+                        BlockDecoder::new()
+                            .map_err(|e| Gone::Err(SourceError::Storage(e.to_string())))?,
+                    );
                 }
                 let Some(dec) = self.dec.as_mut() else {
                     return Ok(None);

@@ -96,6 +96,21 @@ pub(crate) fn run(
     }
 }
 
+/// Why appends are refused now, if they are: the memtable is twice its size because
+/// parts cannot be written (a full disk, a failing bucket) or not fast enough.
+fn overloaded(shared: &Shared) -> Option<StoreError> {
+    let active = shared.view.read().active.clone();
+    if active.bytes.load(Ordering::Relaxed) < 2 * shared.cfg.memtable_bytes {
+        return None;
+    }
+    let last = shared.flushed.lock().last_error.clone();
+    Some(match last {
+        Some(e) if e.contains("storage is full") => StoreError::DiskFull(e),
+        Some(e) => StoreError::Overloaded(format!("writing parts fails: {e}")),
+        None => StoreError::Overloaded("parts are written slower than entries arrive".into()),
+    })
+}
+
 fn commit_batch(
     shared: &Shared,
     segment: &mut Segment,
@@ -103,6 +118,17 @@ fn commit_batch(
     buf: &mut Vec<u8>,
 ) {
     let m = &shared.metrics;
+    if let Some(err) = overloaded(shared) {
+        if matches!(err, StoreError::DiskFull(_)) {
+            m.appends_failed_disk_full
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+        tracing::warn!(error = %err, appends = batch.len(), "appends refused");
+        for p in batch.drain(..) {
+            let _ = p.reply.send(Err(clone_err(&err)));
+        }
+        return;
+    }
     buf.clear();
     for p in batch.iter() {
         buf.extend_from_slice(&p.record);
@@ -126,6 +152,8 @@ fn commit_batch(
         if matches!(err, StoreError::DiskFull(_)) {
             m.appends_failed_disk_full
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            // Free space by retention; appends succeed again once there is room.
+            shared.nudge_maintenance();
         }
         tracing::error!(error = %err, appends = batch.len(), "WAL write failed: appends refused");
         for p in batch.drain(..) {
@@ -145,6 +173,7 @@ fn commit_batch(
 fn clone_err(e: &StoreError) -> StoreError {
     match e {
         StoreError::DiskFull(s) => StoreError::DiskFull(s.clone()),
+        StoreError::Overloaded(s) => StoreError::Overloaded(s.clone()),
         other => StoreError::Io {
             what: "writing the WAL",
             path: String::new(),
@@ -207,16 +236,10 @@ fn maybe_rotate(
     if !due {
         return;
     }
-    // Back-pressure: wait for the flusher rather than pile up memtables.
-    {
-        let mut f = shared.flushed.lock();
-        while shared.view.read().flushing.len() >= MAX_FLUSHING
-            && !shared.closing.load(Ordering::Relaxed)
-        {
-            shared
-                .flushed_cv
-                .wait_for(&mut f, Duration::from_millis(100));
-        }
+    // Back-pressure: while the flusher is behind, the memtable grows instead (appends are
+    // refused past twice its size, see `overloaded`).
+    if !force && shared.view.read().flushing.len() >= MAX_FLUSHING {
+        return;
     }
     let next = match Segment::create(&shared.wal_dir, active.generation + 1, cfg.fsync) {
         Ok(s) => s,

@@ -41,6 +41,8 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Arc<Memtable>>) {
                     f.flushed_gen = f.flushed_gen.max(mt.generation);
                     f.last_error = None;
                     shared.flushed_cv.notify_all();
+                    drop(f);
+                    shared.nudge_maintenance();
                     break;
                 }
                 Err(e) => {

@@ -1,0 +1,151 @@
+//! Background upkeep on its own thread: retention by age, retention by disk budget, and
+//! compaction (see [`crate::compact`]), run every [`INTERVAL`] and after each flush.
+//!
+//! Deleting a part first removes it from the view, then from the part store: a query that
+//! took its snapshot earlier and finds the part gone skips it (see `StoreError::PartGone`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use crate::DiskBudget;
+use crate::store::{LoadedPart, Shared, now_ns};
+
+pub(crate) const INTERVAL: Duration = Duration::from_secs(30);
+
+pub(crate) enum Nudge {
+    Run,
+    Stop,
+}
+
+pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Nudge>) {
+    loop {
+        match rx.recv_timeout(INTERVAL) {
+            Ok(Nudge::Run) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Nudge::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while let Ok(n) = rx.try_recv() {
+            if matches!(n, Nudge::Stop) {
+                return;
+            }
+        }
+        pass(&shared);
+    }
+}
+
+/// One round of upkeep; errors are logged and counted, the next round retries.
+pub(crate) fn pass(shared: &Shared) {
+    let _one_at_a_time = shared.maintain_lock.lock();
+    enforce_retention(shared);
+    enforce_disk_budget(shared);
+    if !shared.closing.load(Ordering::Relaxed)
+        && let Err(e) = crate::compact::compact(shared)
+    {
+        tracing::warn!(error = %e, "compaction failed; retrying later");
+    }
+}
+
+/// Deletes parts whose newest entry is older than the retention period.
+pub(crate) fn enforce_retention(shared: &Shared) {
+    let Some(r) = shared.cfg.retention.filter(|r| *r > 0) else {
+        return;
+    };
+    let cutoff = now_ns().saturating_sub(r);
+    let expired: Vec<Arc<LoadedPart>> = all_parts(shared)
+        .into_iter()
+        .filter(|p| p.part.index.max_ts < cutoff)
+        .collect();
+    for p in expired {
+        tracing::info!(part = %p.part.key, "deleting a part past the retention period");
+        delete_part(shared, &p);
+    }
+}
+
+/// Bytes over the disk budget now (0 when within it).
+pub(crate) fn over_budget(shared: &Shared) -> u64 {
+    match shared.cfg.retention_max_disk {
+        DiskBudget::Unlimited => 0,
+        DiskBudget::Bytes(limit) => {
+            let used = part_bytes(shared) + wal_bytes(shared);
+            used.saturating_sub(limit)
+        }
+        DiskBudget::FreePercent(pct) => {
+            let Ok(st) = rustix::fs::statvfs(&shared.cfg.data_dir) else {
+                return 0;
+            };
+            let total = st.f_blocks.saturating_mul(st.f_frsize);
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            let want = (total as f64 * pct / 100.0) as u64;
+            want.saturating_sub(free)
+        }
+    }
+}
+
+/// Deletes the oldest parts (by newest entry, across tenants) until the store is within
+/// its disk budget. Only parts are deleted: the WAL and heads hold the newest data.
+pub(crate) fn enforce_disk_budget(shared: &Shared) {
+    let mut over = over_budget(shared);
+    if over == 0 {
+        return;
+    }
+    let mut parts = all_parts(shared);
+    parts.sort_by_key(|p| (p.part.index.max_ts, p.part.index.min_ts));
+    for p in parts {
+        if over == 0 {
+            break;
+        }
+        tracing::warn!(part = %p.part.key, bytes = p.part.size, "disk budget exceeded: deleting the oldest part");
+        delete_part(shared, &p);
+        over = over.saturating_sub(p.part.size);
+    }
+}
+
+fn all_parts(shared: &Shared) -> Vec<Arc<LoadedPart>> {
+    let v = shared.view.read();
+    v.parts.values().flat_map(|l| l.iter().cloned()).collect()
+}
+
+pub(crate) fn part_bytes(shared: &Shared) -> u64 {
+    let v = shared.view.read();
+    v.parts
+        .values()
+        .flat_map(|l| l.iter())
+        .map(|p| p.part.size)
+        .sum()
+}
+
+pub(crate) fn wal_bytes(shared: &Shared) -> u64 {
+    std::fs::read_dir(&shared.wal_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Removes `p` from the view, then deletes it.
+pub(crate) fn delete_part(shared: &Shared, p: &Arc<LoadedPart>) {
+    {
+        let mut v = shared.view.write();
+        for list in v.parts.values_mut() {
+            if list.iter().any(|x| Arc::ptr_eq(x, p)) {
+                let next: Vec<Arc<LoadedPart>> = list
+                    .iter()
+                    .filter(|x| !Arc::ptr_eq(x, p))
+                    .cloned()
+                    .collect();
+                *list = Arc::new(next);
+            }
+        }
+    }
+    shared
+        .metrics
+        .parts_deleted_retention
+        .fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = shared.parts.delete(&p.part.key) {
+        tracing::error!(part = %p.part.key, error = %e, "deleting a part failed");
+    }
+}
