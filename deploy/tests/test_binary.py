@@ -193,6 +193,17 @@ class AgainstTheBinary(unittest.TestCase):
         query = urllib.parse.urlencode({"query": '{pod="crasher"}', "limit": "10",
                                         "start": str(now - 3600 * 10**9), "end": str(now + 600 * 10**9)})
 
+        def metric(name: str) -> float:
+            _, body = get(f"http://127.0.0.1:{agent_port}/metrics")
+            return sum(float(l.split()[-1]) for l in body.splitlines() if l.split("{")[0].split(" ")[0] == name)
+
+        # The server acknowledged the push of the line the agent read...
+        poll("the agent's push", lambda: metric("kiroku_agent_lines_sent_total") >= 1, p.proc, p.log)
+        self.assertEqual(metric("kiroku_agent_lines_dropped_total"), 0)
+        if get(f"{base}/loki/api/v1/query_range?{query}")[0] == 404:
+            self.skipTest("the server's query API is not built yet: checked the push, not the query")
+
+        # ...and a query finds it, labelled from the kubelet's path and the node name.
         def line_arrived():
             status, body = get(f"{base}/loki/api/v1/query_range?{query}")
             if status != 200:
@@ -205,6 +216,29 @@ class AgainstTheBinary(unittest.TestCase):
         labels = stream["stream"]
         self.assertEqual((labels["namespace"], labels["pod"], labels["container"]), ("default", "crasher", "app"))
         self.assertEqual(labels.get("node"), "kind-control-plane")
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root to run as uid 10001")
+    def test_after_the_init_step_the_server_starts_as_10001_on_a_root_volume(self):
+        data = self.tmp / "data"
+        data.mkdir()
+        os.chmod(data, 0o755)  # root's, as minikube's provisioner hands it over
+        binary = self.tmp / "kiroku"
+        shutil.copy(BIN, binary)
+        os.chmod(binary, 0o755)
+        config = self.tmp / "config.yaml"
+        config.write_text(server_config())
+        os.chmod(config, 0o644)
+        sts = chart.one(chart.render(), "StatefulSet")
+        script = chart.container(sts, "fix-permissions", init=True)["command"][-1]
+        init = subprocess.run(["/bin/sh", "-c", script.replace("dir=/var/lib/kiroku\n", f"dir={data}\n")],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(init.returncode, 0, init.stderr)
+        port = free_port()
+        p = Process(["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--", str(binary), "server",
+                     "--config", str(config), "--listen", f"127.0.0.1:{port}", "--data-dir", str(data)],
+                    self.tmp / "server.log")
+        self.procs.append(p)
+        poll("server /ready as uid 10001", lambda: get(f"http://127.0.0.1:{port}/ready")[0] == 200, p.proc, p.log)
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root to run as uid 10001")
     def test_server_on_a_volume_10001_cannot_write_says_how_to_fix_it(self):
