@@ -9,13 +9,15 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use logql::engine::{Engine, Limits};
 use store::Store;
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::push::labels::LabelCache;
 use crate::push::limits::IngestLimits;
-use crate::{push, status};
+use crate::{metadata, push, query, status, volume};
 
 /// Label strings remembered by the push path; a few MiB at most.
 const LABEL_CACHE_STREAMS: usize = 16_384;
@@ -27,16 +29,26 @@ pub struct App {
     pub store: Store,
     pub label_cache: LabelCache,
     pub metrics: Metrics,
+    pub engine: Engine,
+    /// Queries running at once on blocking threads; the rest wait their turn.
+    pub query_slots: Semaphore,
 }
 
 impl App {
     pub fn new(config: Config, store: Store) -> App {
         App {
             limits: IngestLimits::from_config(&config),
-            config,
             store,
             label_cache: LabelCache::new(LABEL_CACHE_STREAMS),
             metrics: Metrics::new(),
+            engine: Engine::new(Limits {
+                max_entries: u32::try_from(config.max_entries_limit_per_query).unwrap_or(u32::MAX),
+                max_series: config.max_query_series,
+                timeout: config.query_timeout.as_std(),
+                ..Limits::default()
+            }),
+            query_slots: Semaphore::new(query_concurrency()),
+            config,
         }
     }
 
@@ -45,11 +57,55 @@ impl App {
     }
 }
 
+/// Queries at once: each uses a core while it runs.
+fn query_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 16)
+}
+
 /// Every route of the API.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push::handle))
         .route("/api/prom/push", post(push::handle))
+        .route(
+            "/loki/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/loki/api/v1/query",
+            get(query::query_instant).post(query::query_instant),
+        )
+        .route(
+            "/loki/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/loki/api/v1/labels",
+            get(metadata::labels).post(metadata::labels),
+        )
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(metadata::label_values).post(metadata::label_values),
+        )
+        .route(
+            "/loki/api/v1/series",
+            get(metadata::series).post(metadata::series),
+        )
+        .route(
+            "/loki/api/v1/index/stats",
+            get(metadata::index_stats).post(metadata::index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(volume::instant).post(volume::instant),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(volume::range).post(volume::range),
+        )
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

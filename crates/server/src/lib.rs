@@ -13,11 +13,15 @@
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod metadata;
 pub mod metrics;
+pub mod params;
 pub mod push;
+pub mod query;
 pub mod startup;
 pub mod status;
 pub mod tenant;
+pub mod volume;
 
 use std::sync::Arc;
 use std::time::Instant;

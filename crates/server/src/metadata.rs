@@ -1,0 +1,165 @@
+//! The metadata endpoints: `labels`, `label/{name}/values`, `series` and `index/stats`,
+//! answered from the store's label index and block summaries in Loki's shapes.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use logql::ast::{Expr, Matcher};
+use logql::engine::QueryError;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::query::{answer, now_nanos, to_json};
+use crate::tenant;
+
+/// The stream selector of a `query` or `match[]` parameter; a pipeline after it is allowed
+/// and ignored, as Loki does.
+pub fn selector(q: &str) -> Result<Vec<Matcher>, ApiError> {
+    match logql::parse(q) {
+        Ok(Expr::Log(l)) => Ok(l.selector),
+        Ok(Expr::Sample(_)) => Err(ApiError::bad_request(format!(
+            "{q:?} is a metric query: give a stream selector such as {{app=\"api\"}}"
+        ))),
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
+    }
+}
+
+fn optional_selector(p: &Params) -> Result<Option<Vec<Matcher>>, ApiError> {
+    p.get("query").map(selector).transpose()
+}
+
+/// Loki's label answers leave `data` out when there is nothing.
+#[derive(Serialize)]
+struct LabelResponse {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data: Vec<String>,
+}
+
+/// `GET|POST /loki/api/v1/labels`.
+pub async fn labels(State(app): State<Arc<App>>, p: Params) -> Response {
+    answer(label_names(&app, p).await)
+}
+
+async fn label_names(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
+    let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
+    let (start, end) = p.bounds(now_nanos())?;
+    let sel = optional_selector(&p)?;
+    app.run_query(move |app| {
+        let data = app
+            .store
+            .reader(&tenants)
+            .label_names(sel.as_deref(), start, end)
+            .map_err(storage)?;
+        to_json(&LabelResponse {
+            status: "success",
+            data,
+        })
+    })
+    .await
+}
+
+/// `GET|POST /loki/api/v1/label/{name}/values`.
+pub async fn label_values(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Response {
+    answer(values(&app, name, p).await)
+}
+
+async fn values(app: &Arc<App>, name: String, p: Params) -> Result<Bytes, ApiError> {
+    let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
+    let (start, end) = p.bounds(now_nanos())?;
+    let sel = optional_selector(&p)?;
+    app.run_query(move |app| {
+        let data = app
+            .store
+            .reader(&tenants)
+            .label_values(&name, sel.as_deref(), start, end)
+            .map_err(storage)?;
+        to_json(&LabelResponse {
+            status: "success",
+            data,
+        })
+    })
+    .await
+}
+
+/// `GET|POST /loki/api/v1/series`: `match[]` (or `match`) may repeat; none, or a single
+/// `{}`, means every stream.
+pub async fn series(State(app): State<Arc<App>>, p: Params) -> Response {
+    answer(series_of(&app, p).await)
+}
+
+async fn series_of(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
+    let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
+    let (start, end) = p.bounds(now_nanos())?;
+    let mut groups: Vec<&str> = p.all("match[]").chain(p.all("match")).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    if groups.len() == 1 && groups[0].replace(' ', "") == "{}" {
+        groups.clear();
+    }
+    let selectors = if groups.is_empty() {
+        vec![Vec::new()]
+    } else {
+        groups
+            .into_iter()
+            .map(selector)
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    app.run_query(move |app| {
+        let series = app
+            .store
+            .reader(&tenants)
+            .series(&selectors, start, end)
+            .map_err(storage)?;
+        to_json(&protocol::response::DataResponse::success(series))
+    })
+    .await
+}
+
+#[derive(Serialize, Default)]
+struct IndexStats {
+    streams: u64,
+    chunks: u64,
+    bytes: u64,
+    entries: u64,
+}
+
+/// `GET|POST /loki/api/v1/index/stats`: streams, chunks (blocks), bytes and entries of
+/// the matching streams over the range.
+pub async fn index_stats(State(app): State<Arc<App>>, p: Params) -> Response {
+    answer(stats(&app, p).await)
+}
+
+async fn stats(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
+    let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
+    let (start, end) = p.bounds(now_nanos())?;
+    let sel = selector(p.get("query").unwrap_or_default())?;
+    app.run_query(move |app| {
+        let list = app
+            .store
+            .reader(&tenants)
+            .stream_stats(&sel, start, end)
+            .map_err(storage)?;
+        let mut s = IndexStats::default();
+        for st in &list {
+            s.streams += 1;
+            s.chunks += st.chunks;
+            s.bytes += st.bytes;
+            s.entries += st.entries;
+        }
+        to_json(&s)
+    })
+    .await
+}
+
+pub fn storage(e: store::StoreError) -> QueryError {
+    QueryError::Storage(e.to_string())
+}
