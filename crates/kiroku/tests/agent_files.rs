@@ -1,0 +1,387 @@
+//! `kiroku agent` end to end on files: the real binary tails a `/var/log/pods` tree the
+//! test writes (CRI and Docker files, partial lines, rotation, a restarted container, a
+//! deleted pod), and plain `--files`, pushing to a real HTTP receiver that can be down.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use agent::testkit::{
+    Process, PushReceiver, Received, TempDir, cri_line, docker_line, free_port, http_get, metric,
+    wait_for,
+};
+
+const T0: i64 = 1_714_557_600_000_000_000; // 2024-05-01T10:00:00Z
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Agent {
+    proc: Process,
+    listen: String,
+}
+
+impl Agent {
+    fn start(dir: &Path, url: &str, extra: &[&str]) -> Agent {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args: Vec<String> = [
+            "agent",
+            "--url",
+            url,
+            "--pods-dir",
+            &dir.join("pods").to_string_lossy(),
+            "--positions",
+            &dir.join("state/positions.json").to_string_lossy(),
+            "--buffer-dir",
+            &dir.join("state/buffer").to_string_lossy(),
+            "--listen",
+            &listen,
+            "--batch-wait",
+            "100ms",
+            "--log-level",
+            "info",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = dir.join(format!("agent-{port}.log"));
+        let proc = Process::start(
+            Path::new(env!("CARGO_BIN_EXE_kiroku")),
+            &args,
+            &[("HOME", dir.to_string_lossy().into_owned())],
+            &log,
+        )
+        .expect("start kiroku agent");
+        let a = Agent { proc, listen };
+        let ready = wait_for(WAIT, || {
+            http_get(&format!("http://{}/ready", a.listen))
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        });
+        assert!(
+            ready.is_some(),
+            "agent never became ready:\n{}",
+            a.proc.output()
+        );
+        a
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        http_get(&format!("http://{}/metrics", self.listen))
+            .ok()
+            .and_then(|(_, body)| metric(&body, name))
+            .unwrap_or(-1.0)
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn by_stream(lines: &[Received]) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in lines {
+        m.entry(l.labels.clone()).or_default().push(l.line.clone());
+    }
+    m
+}
+
+fn wait_lines(recv: &PushReceiver, n: usize, agent: &Agent) -> Vec<Received> {
+    wait_for(WAIT, || Some(recv.lines()).filter(|l| l.len() >= n)).unwrap_or_else(|| {
+        panic!(
+            "expected {n} lines, got {}: {:#?}\nagent output:\n{}",
+            recv.lines().len(),
+            by_stream(&recv.lines()),
+            agent.proc.output()
+        )
+    })
+}
+
+const WEB_OUT: &str = r#"{container="app", job="shop/app", namespace="shop", pod="web-1", service_name="web-1", stream="stdout"}"#;
+const WEB_ERR: &str = r#"{container="app", job="shop/app", namespace="shop", pod="web-1", service_name="web-1", stream="stderr"}"#;
+const API_OUT: &str = r#"{container="srv", job="shop/srv", namespace="shop", pod="api-1", service_name="api-1", stream="stdout"}"#;
+
+#[test]
+fn pod_logs_survive_rotation_restarts_and_deletion_exactly_once_in_order() {
+    let dir = TempDir::new("agent-files");
+    let recv = PushReceiver::start().unwrap();
+    let web = dir.path().join("pods/shop_web-1_uid-web/app");
+    let api_dir = dir.path().join("pods/shop_api-1_uid-api");
+    let api = api_dir.join("srv");
+    let mut ts = T0;
+    let mut next = || {
+        ts += 1_000_000;
+        ts
+    };
+    let mut cri = String::new();
+    for i in 1..=5 {
+        cri.push_str(&cri_line(next(), "stdout", false, &format!("a{i}")));
+    }
+    cri.push_str(&cri_line(next(), "stdout", true, "part1-"));
+    cri.push_str(&cri_line(next(), "stderr", false, "e1"));
+    cri.push_str(&cri_line(next(), "stdout", true, "part2-"));
+    cri.push_str(&cri_line(next(), "stdout", false, "end"));
+    append(&web.join("0.log"), &cri);
+    let mut docker = String::new();
+    for i in 1..=3 {
+        docker.push_str(&docker_line(next(), "stdout", &format!("d{i}")));
+    }
+    append(&api.join("0.log"), &docker);
+    // Leftovers the kubelet compressed must not be read as logs.
+    append(
+        &web.join("0.log.20240501-090000.gz"),
+        "\x1f\u{8b}\x08 not a log",
+    );
+
+    let agent = Agent::start(dir.path(), &recv.url(), &[]);
+    let first = wait_lines(&recv, 10, &agent);
+    assert_eq!(first.len(), 10);
+    let first_ts = first.iter().find(|l| l.line == "a1").unwrap().ts;
+    assert_eq!(
+        first_ts,
+        T0 + 1_000_000,
+        "the container's timestamp is kept"
+    );
+    let web_line = first.iter().find(|l| l.line == "a1").unwrap();
+    assert!(
+        web_line
+            .metadata
+            .contains(&("pod_uid".into(), "uid-web".into()))
+    );
+
+    // Rotation: the kubelet renames 0.log, the runtime writes a last line to the old file,
+    // then to a new 0.log.
+    append(&web.join("0.log"), &cri_line(next(), "stdout", false, "a6"));
+    std::fs::rename(web.join("0.log"), web.join("0.log.20240501-100000")).unwrap();
+    append(
+        &web.join("0.log.20240501-100000"),
+        &cri_line(next(), "stdout", false, "a7"),
+    );
+    append(&web.join("0.log"), &cri_line(next(), "stdout", false, "a8"));
+    // The container restarts: 1.log.
+    append(&web.join("1.log"), &cri_line(next(), "stdout", false, "r1"));
+    // The api pod writes its last line and is deleted at once.
+    append(&api.join("0.log"), &docker_line(next(), "stdout", "d4"));
+    std::fs::remove_dir_all(&api_dir).unwrap();
+
+    let all = wait_lines(&recv, 15, &agent);
+    let streams = by_stream(&all);
+    assert_eq!(
+        streams.get(WEB_OUT).unwrap(),
+        &[
+            "a1",
+            "a2",
+            "a3",
+            "a4",
+            "a5",
+            "part1-part2-end",
+            "a6",
+            "a7",
+            "a8",
+            "r1"
+        ]
+    );
+    assert_eq!(streams.get(WEB_ERR).unwrap(), &["e1"]);
+    assert_eq!(streams.get(API_OUT).unwrap(), &["d1", "d2", "d3", "d4"]);
+    assert_eq!(streams.len(), 3, "{streams:#?}");
+    // Nothing arrives twice, even after a while.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(recv.lines().len(), 15);
+    assert!(agent.metric("kiroku_agent_lines_sent_total") >= 15.0);
+    let out = agent.proc.output();
+    assert_eq!(
+        out.matches("metadata enrichment is off").count(),
+        1,
+        "{out}"
+    );
+}
+
+#[test]
+fn server_down_then_back_delivers_every_line_once_across_an_agent_restart() {
+    let dir = TempDir::new("agent-outage");
+    let mut recv = PushReceiver::start().unwrap();
+    let addr = recv.addr().to_string();
+    let url = recv.url();
+    let file = dir.path().join("pods/shop_job-1_uid-job/worker/0.log");
+    let write = |from: usize, to: usize| {
+        let mut s = String::new();
+        for i in from..to {
+            s.push_str(&cri_line(
+                T0 + i as i64,
+                "stdout",
+                false,
+                &format!("line {i:05}"),
+            ));
+        }
+        append(&file, &s);
+    };
+    write(0, 200);
+    let mut agent = Agent::start(dir.path(), &url, &[]);
+    wait_lines(&recv, 200, &agent);
+
+    // The server answers 503: lines wait in the disk buffer.
+    recv.fail_with(Some(503));
+    write(200, 500);
+    let buffered = wait_for(WAIT, || {
+        (agent.metric("kiroku_agent_push_retries_total") > 0.0
+            && agent.metric("kiroku_agent_buffer_bytes") > 0.0)
+            .then_some(())
+    });
+    assert!(buffered.is_some(), "{}", agent.proc.output());
+
+    // The agent restarts while the server is still failing.
+    assert!(
+        agent
+            .proc
+            .terminate(Duration::from_secs(20))
+            .is_some_and(|s| s.success()),
+        "{}",
+        agent.proc.output()
+    );
+    agent = Agent::start(dir.path(), &url, &[]);
+    write(500, 600);
+    // Now the server is gone altogether (connection refused), then back on the same port.
+    let before = recv.lines();
+    recv.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    write(600, 700);
+    let recv2 = PushReceiver::start_on(&addr).unwrap();
+    let got = wait_for(WAIT, || {
+        let n = before.len() + recv2.lines().len();
+        (n >= 700).then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "only {} lines arrived\n{}",
+        before.len() + recv2.lines().len(),
+        agent.proc.output()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let lines: Vec<String> = before
+        .iter()
+        .chain(recv2.lines().iter())
+        .map(|l| l.line.clone())
+        .collect();
+    let want: Vec<String> = (0..700).map(|i| format!("line {i:05}")).collect();
+    assert_eq!(lines, want, "every line exactly once, in order");
+    assert!(agent.metric("kiroku_agent_lines_dropped_total") == 0.0);
+}
+
+#[test]
+fn bad_input_is_counted_and_everything_else_still_arrives() {
+    let dir = TempDir::new("agent-bad");
+    let recv = PushReceiver::start().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    append(&plain.join("good.log"), "hello\nworld\r\n");
+    let mut garbage = b"bin:".to_vec();
+    garbage.extend((0u8..=255).filter(|b| *b != b'\n'));
+    garbage.extend_from_slice(b"\nbad utf8 \xff\xfe end\n");
+    std::fs::write(plain.join("garbage.log"), &garbage).unwrap();
+    let mut huge = vec![b'x'; 10 << 20];
+    huge.extend_from_slice(b"\nafter-huge\n");
+    std::fs::write(plain.join("huge.log"), &huge).unwrap();
+    std::fs::create_dir_all(plain.join("dir.log")).unwrap();
+    // A CRI pod file with a line that is not CRI.
+    append(
+        &dir.path().join("pods/ns_p_u/c/0.log"),
+        &format!(
+            "{}not a cri line\n{}",
+            cri_line(T0, "stdout", false, "cri-ok"),
+            cri_line(T0 + 2, "stdout", false, "cri-ok-2")
+        ),
+    );
+    let glob = format!("{}/*.log", plain.display());
+    let agent = Agent::start(
+        dir.path(),
+        &recv.url(),
+        &[
+            "--files",
+            &glob,
+            "--label",
+            "job=laptop",
+            "--label",
+            "env=dev",
+            "--org-id",
+            "tenant-a",
+            "--bearer-token-file",
+            &token.to_string_lossy(),
+            "--max-line-bytes",
+            "64KiB",
+        ],
+    );
+    let lines = wait_lines(&recv, 9, &agent);
+    let find = |s: &str| {
+        lines
+            .iter()
+            .find(|l| l.line.starts_with(s))
+            .unwrap_or_else(|| panic!("no line {s:?} in {lines:#?}"))
+    };
+    let good = find("hello");
+    assert_eq!(
+        good.labels,
+        format!(
+            r#"{{env="dev", filename="{}", job="laptop"}}"#,
+            plain.join("good.log").display()
+        )
+    );
+    assert_eq!(find("world").line, "world", "CRLF endings are trimmed");
+    assert!(find("bad utf8").line.contains('\u{fffd}'));
+    assert!(find("bin:").line.len() > 200);
+    assert_eq!(
+        find("xxxx").line.len(),
+        64 << 10,
+        "a 10 MiB line is cut to --max-line-bytes"
+    );
+    find("after-huge");
+    find("not a cri line");
+    find("cri-ok-2");
+    assert!(agent.metric("kiroku_agent_invalid_utf8_lines_total") >= 1.0);
+    assert!(agent.metric("kiroku_agent_lines_truncated_total") >= 1.0);
+    assert_eq!(
+        agent.metric(r#"kiroku_agent_errors_total{kind="not_a_file"}"#),
+        1.0
+    );
+    assert!(agent.metric(r#"kiroku_agent_errors_total{kind="parse"}"#) >= 1.0);
+    let h = recv.last_headers().unwrap();
+    assert_eq!(h.get("x-scope-orgid").unwrap(), "tenant-a");
+    assert_eq!(h.get("authorization").unwrap(), "Bearer s3cret");
+    assert_eq!(h.get("content-type").unwrap(), "application/x-protobuf");
+
+    // Truncation in place: the file is read again from its start.
+    let trunc = plain.join("trunc.log");
+    append(&trunc, "t1\nt2\nt3\n");
+    wait_lines(&recv, 12, &agent);
+    std::fs::write(&trunc, "n1\n").unwrap();
+    wait_for(WAIT, || {
+        recv.lines().iter().any(|l| l.line == "n1").then_some(())
+    })
+    .expect("line after truncation");
+
+    // A 400 is final: the batch is dropped and counted, later lines still go.
+    recv.fail_with(Some(400));
+    append(&plain.join("good.log"), "refused\n");
+    wait_for(WAIT, || {
+        (agent.metric("kiroku_agent_lines_dropped_total") >= 1.0).then_some(())
+    })
+    .expect("drop counted");
+    recv.fail_with(None);
+    append(&plain.join("good.log"), "after-400\n");
+    wait_for(WAIT, || {
+        recv.lines()
+            .iter()
+            .any(|l| l.line == "after-400")
+            .then_some(())
+    })
+    .expect("line after a 400");
+    assert!(!recv.lines().iter().any(|l| l.line == "refused"));
+}
