@@ -390,12 +390,15 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A stream's entries: (ts, line) → metadata.
+type Model = BTreeMap<(i64, String), Vec<(String, String)>>;
+
 fn line_of(ts: i64, v: u8) -> String {
     format!("line {v} at {ts}")
 }
 
 fn meta_of(ts: i64, v: u8) -> Vec<(String, String)> {
-    if v % 2 == 0 {
+    if v.is_multiple_of(2) {
         vec![("k".to_string(), format!("{ts}"))]
     } else {
         vec![]
@@ -411,7 +414,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let rt = rt();
         let names: Vec<Labels> = (0..3).map(|i| labels(&format!(r#"{{app="s{i}"}}"#))).collect();
-        let mut model: BTreeMap<Labels, BTreeMap<(i64, String), Vec<(String, String)>>> = BTreeMap::new();
+        let mut model: BTreeMap<Labels, Model> = BTreeMap::new();
         let mut store = Store::open(config(dir.path())).unwrap();
         for op in ops {
             match op {
