@@ -5,7 +5,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync, constants } from 'node:zlib';
 
-const dist = new URL('../dist/', import.meta.url).pathname;
+// The folder to compress: dist/ by default, another build's folder when given.
+const dist = process.argv[2] ?? new URL('../dist/', import.meta.url).pathname;
 const TEXT = /\.(js|css|html|svg|json|txt|map)$/;
 let raw = 0;
 let gz = 0;

@@ -117,7 +117,7 @@ export function histogram(el: HTMLElement, series: Series[], startMs: number, en
     select: { show: true, left: 0, top: 0, width: 0, height: 0 },
     scales: { x: { time: true, range: [startMs / 1000, endMs / 1000] }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
     axes: [
-      { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { show: false }, size: 24 },
+      { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { show: false }, size: 36 },
       { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { show: false }, size: 44, values: (_u, v) => v.map((x) => (x >= 1000 ? `${+(x / 1000).toFixed(1)}k` : String(x))) },
     ],
     series: [{}, ...order.map((i) => ({ label: levels[i], fill: LEVEL_COLORS[levels[i]], stroke: LEVEL_COLORS[levels[i]], width: 0, paths: bars, points: { show: false } }))],

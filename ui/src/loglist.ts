@@ -2,6 +2,7 @@
 // have one fixed height; an expanded row is measured once drawn. Only the rows in view
 // (plus a margin) exist in the DOM; a prefix sum of heights finds them by binary search.
 
+import * as api from './api';
 import type { LogLine } from './api';
 import { renderAnsi } from './ansi';
 import { h, clear, toast } from './dom';
@@ -20,6 +21,11 @@ export interface ListActions {
 
 export const TERMINATION = 'kiroku_event=container_terminated';
 
+/** Where a line came from, in a few characters: the pod, else the service. */
+function sourceOf(l: LogLine): string {
+  return l.stream.pod ?? l.stream.service_name ?? l.stream.job ?? '';
+}
+
 export class LogList {
   readonly el: HTMLElement;
   private readonly spacer: HTMLElement;
@@ -27,6 +33,7 @@ export class LogList {
   private readonly expanded = new Map<string, number>();
   private offsets = new Float64Array(1);
   private highlightKey: string | null = null;
+  private showSource = false;
   private frame = 0;
   private readonly rendered = new Map<string, HTMLElement>();
 
@@ -47,6 +54,9 @@ export class LogList {
 
   set(lines: LogLine[], highlight: string | null = null): void {
     this.lines = lines;
+    // A column naming the pod (or service) when the lines come from more than one stream.
+    const first = lines[0]?.stream;
+    this.showSource = lines.some((l) => l.stream !== first && api.streamId(l.stream) !== api.streamId(first!));
     this.expanded.clear();
     this.highlightKey = highlight;
     this.reflow();
@@ -161,6 +171,7 @@ export class LogList {
       { class: 'log-head', onclick: () => this.toggle(line), title: 'Click to show labels and fields' },
       h('span', { class: 'log-level', title: level }),
       h('span', { class: 'log-time' }, formatLineTime(line.ms)),
+      this.showSource ? h('span', { class: 'log-source', title: api.selectorOf(line.stream) }, sourceOf(line)) : null,
       text,
     );
     const el = h('div', { class: cls, 'data-key': line.key, 'data-testid': 'log-row' }, head);
@@ -223,9 +234,13 @@ export class LogList {
         ),
         h('span', { class: 'muted' }, `${line.ts} ns`),
       ),
-      table('Labels', 'label', labels, null),
-      table('Structured metadata', 'metadata', meta, null),
-      table(parsedFromServer ? 'Parsed fields' : format ? `Fields (${format})` : 'Fields', 'parsed', fields, parsedFromServer ? null : format),
+      h(
+        'div',
+        { class: 'field-groups' },
+        table('Labels', 'label', labels, null),
+        table('Structured metadata', 'metadata', meta, null),
+        table(parsedFromServer ? 'Parsed fields' : format ? `Fields (${format})` : 'Fields', 'parsed', fields, parsedFromServer ? null : format),
+      ),
     );
     box.addEventListener('click', (e) => e.stopPropagation());
     return box;

@@ -29,6 +29,20 @@ function toggleTheme(): void {
 initBase();
 applyTheme(localStorage.getItem(THEME_KEY));
 
+function logo(): SVGElement {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 32 32');
+  svg.setAttribute('class', 'logo');
+  svg.setAttribute('aria-hidden', 'true');
+  const rect = document.createElementNS(ns, 'rect');
+  for (const [k, v] of Object.entries({ width: '32', height: '32', rx: '6', fill: 'var(--accent)' })) rect.setAttribute(k, v);
+  const path = document.createElementNS(ns, 'path');
+  for (const [k, v] of Object.entries({ d: 'M8 9h16M8 14h11M8 19h14M8 24h8', stroke: '#fff', 'stroke-width': '2.6', 'stroke-linecap': 'round' })) path.setAttribute(k, v);
+  svg.append(rect, path);
+  return svg;
+}
+
 const NAV: { page: Page; label: string; key: string }[] = [
   { page: 'explore', label: 'Explore', key: '1' },
   { page: 'kubernetes', label: 'Kubernetes', key: '2' },
@@ -58,7 +72,7 @@ const main = h('main', { class: 'main' });
 const header = h(
   'header',
   { class: 'topbar' },
-  h('a', { class: 'brand', href: href('explore'), title: 'kiroku 記録' }, h('span', { class: 'logo' }, '記'), 'kiroku'),
+  h('a', { class: 'brand', href: href('explore'), title: 'kiroku 記録' }, logo(), 'kiroku'),
   h('nav', { class: 'nav' }, navLinks),
   h('span', { class: 'spacer' }),
   h('button', { class: 'ghost', title: 'Keyboard shortcuts (?)', onclick: () => showHelp() }, '?'),
