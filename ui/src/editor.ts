@@ -155,8 +155,9 @@ function completer(s: Suggestions) {
           const selector = /\{[^}]*\}/.exec(before)?.[0];
           const fields = selector ? await s.fieldNames(selector).catch(() => []) : [];
           const opts: Completion[] = [
-            ...STAGES.map((x) => ({ label: x.label, apply: x.apply ?? x.label, detail: x.detail, type: 'keyword', boost: 2 })),
-            ...fields.map((f) => ({ label: f, apply: `${f}=""`, detail: 'field filter', type: 'property' })),
+            ...STAGES.map((x) => ({ label: x.label, apply: x.apply ?? x.label, detail: x.detail, type: 'keyword', boost: x.label === 'json' || x.label === 'logfmt' ? 5 : 2 })),
+            ...(typed === '' && /\|$/.test(before) ? LINE_FILTERS.filter((f) => f.label.startsWith('|')).map((f) => ({ ...f, apply: (f.apply as string).slice(1), boost: 4 })) : []),
+            ...fields.map((f) => ({ label: f, apply: `${f}=""`, detail: 'field filter', type: 'property', boost: 1 })),
           ];
           return { from: where.from, options: opts, validFor: /^\w*$/ };
         }

@@ -173,9 +173,11 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
       if (!live) {
         if (lines.length) list.set(lines);
         else list.message('No lines in this time range. Widen the time range or loosen the query.');
+        // A full page means there may be older lines: fetch them when the reader gets there.
+        older = lines.length >= limit ? { query: q, start: r.start, loading: false } : null;
       }
       const took = Math.round(performance.now() - started);
-      if (!live) status.textContent = `${lines.length.toLocaleString()} lines${lines.length >= limit ? ` (limit ${limit.toLocaleString()} reached: narrow the range or raise the limit)` : ''} · ${took} ms`;
+      if (!live) status.textContent = `${lines.length.toLocaleString()} lines${lines.length >= limit ? ' (scroll down for older)' : ''} · ${took} ms`;
       const [v, m] = await Promise.all([vol, marks]);
       if (ctl.signal.aborted) return;
       destroyCharts();
@@ -191,6 +193,32 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
       if (!live) list.message('The query failed: see the message above.');
     }
   }
+
+  // Paging back: the next page ends where the oldest line shown is (end is exclusive).
+  let older: { query: string; start: bigint; loading: boolean } | null = null;
+  list.onNearEnd = () => {
+    const o = older;
+    if (!o || o.loading || live) return;
+    const oldest = list.all[list.size - 1];
+    if (!oldest) return;
+    o.loading = true;
+    const signal = running?.signal;
+    api
+      .queryRange({ query: o.query, start: o.start, end: BigInt(oldest.ts), limit, direction: 'backward' }, signal)
+      .then((res) => {
+        if (older !== o || signal?.aborted) return;
+        const lines = res.kind === 'streams' ? res.lines : [];
+        list.append(lines);
+        o.loading = false;
+        if (lines.length < limit) older = null;
+        status.className = 'status';
+        status.textContent = `${list.size.toLocaleString()} lines${older ? ' (scroll for older)' : ', all in this time range'}`;
+      })
+      .catch((e: unknown) => {
+        if (older === o) older = null;
+        showError(e);
+      });
+  };
 
   function applyFilter(kind: FieldKind, name: string, value: string, negate: boolean, format: 'json' | 'logfmt' | null) {
     const q = editor.get().trim() || DEFAULT_QUERY;

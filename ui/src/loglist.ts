@@ -37,6 +37,9 @@ export class LogList {
   private frame = 0;
   private readonly rendered = new Map<string, HTMLElement>();
 
+  /** Called when the reader scrolls near the oldest line drawn (to fetch older ones). */
+  onNearEnd: (() => void) | null = null;
+
   constructor(private readonly actions: ListActions) {
     this.spacer = h('div', { class: 'loglist-spacer' });
     this.el = h('div', { class: 'loglist', tabindex: 0, role: 'log', 'data-testid': 'log-list' }, this.spacer);
@@ -110,9 +113,19 @@ export class LogList {
     return lo;
   }
 
+  /** Older lines (newest first) below the ones shown. */
+  append(lines: LogLine[]): void {
+    if (!lines.length) return;
+    const seen = new Set(this.lines.slice(-lines.length * 2).map((l) => l.key));
+    this.lines = this.lines.concat(lines.filter((l) => !seen.has(l.key)));
+    this.reflow();
+    this.render();
+  }
+
   private render(): void {
     const top = this.el.scrollTop;
     const bottom = top + (this.el.clientHeight || 600);
+    if (this.onNearEnd && this.lines.length && bottom > this.offsets[this.lines.length] - 40 * ROW_HEIGHT) this.onNearEnd();
     const first = Math.max(0, this.indexAt(top) - OVERSCAN);
     const last = Math.min(this.lines.length, this.indexAt(bottom) + OVERSCAN + 1);
     const want = new Set<string>();

@@ -58,6 +58,18 @@ test('a query typed in the editor shows its lines, the level histogram and the U
   const legend = await page.textContent('.chart-legend');
   assert.match(legend, /error/);
   assert.match(legend, /info/);
+  // Dragging across the histogram zooms into that range.
+  const box = await page.$eval('[data-testid=chart] .u-over', (e) => {
+    const r = e.getBoundingClientRect();
+    return { x: r.x, y: r.y, w: r.width, h: r.height };
+  });
+  await page.mouse.move(box.x + box.w * 0.3, box.y + box.h / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.w * 0.6, box.y + box.h / 2, { steps: 5 });
+  await page.mouse.up();
+  await until('the zoomed range in the URL', async () => /from=\d{13}&to=\d{13}/.test(page.url()));
+  assert.match(await page.textContent('[data-testid=time-picker]'), /→/);
+  await waitForLines(page);
   // The link alone reproduces the view.
   const link = page.url();
   const again = await openPage(env, link.slice(env.baseUrl.length));
@@ -68,7 +80,7 @@ test('a query typed in the editor shows its lines, the level histogram and the U
   await close();
 });
 
-test('5,000 lines stay a handful of DOM rows and scroll to the oldest line', async () => {
+test('5,000 lines stay a handful of DOM rows; scrolling down fetches the older ones', async () => {
   const { page, close } = await openPage(env, `/?q=${q('{app="api"}')}&limit=5000`);
   await waitForLines(page);
   await until('5,000 lines', async () => /5,000 lines/.test(await statusText(page)));
@@ -79,6 +91,8 @@ test('5,000 lines stay a handful of DOM rows and scroll to the oldest line', asy
     const keys = await page.$$eval('[data-testid=log-row]', (r) => r.map((e) => e.getBoundingClientRect().top));
     return keys.some((t) => t > 0 && t < 900);
   });
+  // The api pods wrote 6,000 lines in the hour: the next page arrives at the bottom.
+  await until('the older page', async () => /6,000 lines, all in this time range/.test(await statusText(page)));
   await close();
 });
 
