@@ -9,6 +9,7 @@ import { EditorState, Prec } from '@codemirror/state';
 import { EditorView, keymap, placeholder } from '@codemirror/view';
 import { AGGREGATION_OPERATORS, RANGE_VEC_FUNCTIONS, parser } from '@grafana/lezer-logql';
 import { styleTags, tags as t } from '@lezer/highlight';
+import { cursorContext } from './cursor';
 
 export interface Suggestions {
   labelNames(): Promise<string[]>;
@@ -78,56 +79,6 @@ const LINE_FILTERS: Completion[] = [
   { label: '|~ "…"', apply: '|~ ""', detail: 'line matches regex', type: 'keyword' },
   { label: '!~ "…"', apply: '!~ ""', detail: 'line does not match regex', type: 'keyword' },
 ];
-
-/** Where the cursor is, read from the text before it. Strings are skipped so a `{` or `|`
- *  inside a quoted filter does not confuse it. */
-export function cursorContext(before: string):
-  | { kind: 'labelName'; from: number }
-  | { kind: 'labelValue'; name: string; from: number }
-  | { kind: 'stage'; from: number }
-  | { kind: 'grouping'; from: number }
-  | { kind: 'function'; from: number }
-  | { kind: 'afterSelector'; from: number }
-  | null {
-  let depthBrace = 0;
-  let inString: string | null = null;
-  let braceStart = -1;
-  let stringStart = -1;
-  for (let i = 0; i < before.length; i++) {
-    const c = before[i];
-    if (inString) {
-      if (c === '\\' && inString === '"') i++;
-      else if (c === inString) inString = null;
-      continue;
-    }
-    if (c === '"' || c === '`') {
-      inString = c;
-      stringStart = i;
-    } else if (c === '{') {
-      depthBrace++;
-      braceStart = i;
-    } else if (c === '}') depthBrace = Math.max(0, depthBrace - 1);
-  }
-  if (inString) {
-    if (depthBrace > 0) {
-      const m = /([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*$/.exec(before.slice(braceStart + 1, stringStart));
-      if (m) return { kind: 'labelValue', name: m[1], from: stringStart + 1 };
-    }
-    return null;
-  }
-  const word = /[A-Za-z_][A-Za-z0-9_]*$/.exec(before);
-  const from = word ? before.length - word[0].length : before.length;
-  const head = before.slice(0, from);
-  if (depthBrace > 0) {
-    if (/[{,]\s*$/.test(head)) return { kind: 'labelName', from };
-    return null;
-  }
-  if (/\}\s+$/.test(head) && !word) return { kind: 'afterSelector', from };
-  if (/\|\s*$/.test(head) && !/[|!]=\s*$/.test(head)) return { kind: 'stage', from };
-  if (/\b(by|without|on|ignoring|group_left|group_right)\s*\(([A-Za-z0-9_]+\s*,\s*)*$/.test(head)) return { kind: 'grouping', from };
-  if (/(^|[(\s])$/.test(head) && !/[}\]]\s*$/.test(head)) return { kind: 'function', from };
-  return null;
-}
 
 function completer(s: Suggestions) {
   return async (ctx: CompletionContext): Promise<CompletionResult | null> => {

@@ -6,9 +6,8 @@
 
 import * as api from './api';
 import { h, clear } from './dom';
-import { parseLogfmt } from './fields';
-import { TERMINATION } from './loglist';
 import { quote } from './logql';
+import { TERMINATION, isProblem, lastProblem, parseEvent, parseTermination, sortPods, workloadOf, type Pod } from './kubemodel';
 import { navigate, record } from './route';
 import { ago, formatLineTime, msToNs, resolve, stepFor, type TimeRange } from './time';
 import { TimePicker } from './timepicker';
@@ -17,94 +16,6 @@ import type { View } from './view';
 const EVENTS_JOB = 'integrations/kubernetes/eventhandler';
 /** A pod with no line for this long before the range's end is shown as gone. */
 const GONE_AFTER_MS = 5 * 60e3;
-
-export interface Termination {
-  ms: number;
-  namespace: string;
-  pod: string;
-  container: string;
-  reason: string;
-  exitCode: number | null;
-  signal: string;
-  restartCount: number | null;
-  message: string;
-}
-
-export interface KubeEvent {
-  ms: number;
-  type: string;
-  reason: string;
-  kind: string;
-  name: string;
-  msg: string;
-  count: number;
-}
-
-export interface Pod {
-  namespace: string;
-  name: string;
-  workload: string;
-  containers: Set<string>;
-  node: string;
-  firstSeenMs: number | null;
-  lastSeenMs: number | null;
-  terminations: Termination[];
-  events: KubeEvent[];
-  restarts: number;
-}
-
-/** The workload a pod belongs to, read from the name Kubernetes gave it: Deployment pods
- *  end in `-<replicaset hash>-<5>`, StatefulSet pods in `-<ordinal>`, DaemonSet and Job
- *  pods in `-<5>`. */
-export function workloadOf(pod: string): string {
-  return (
-    /^(.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$/.exec(pod)?.[1] ??
-    /^(.+)-\d+$/.exec(pod)?.[1] ??
-    /^(.+)-[a-z0-9]{5}$/.exec(pod)?.[1] ??
-    pod
-  );
-}
-
-export function parseTermination(line: string, ms: number, stream: api.Labels): Termination | null {
-  if (!line.includes(TERMINATION)) return null;
-  const f = Object.fromEntries(parseLogfmt(line));
-  const exit = f.exit_code !== undefined ? Number(f.exit_code) : NaN;
-  const rc = f.restart_count !== undefined ? Number(f.restart_count) : NaN;
-  const finished = f.finished_at ? Date.parse(f.finished_at) : NaN;
-  return {
-    ms: Number.isFinite(finished) ? finished : ms,
-    namespace: f.namespace ?? stream.namespace ?? '',
-    pod: f.pod ?? stream.pod ?? '',
-    container: f.container ?? stream.container ?? '',
-    reason: f.reason || 'Unknown',
-    exitCode: Number.isFinite(exit) ? exit : null,
-    signal: f.signal ?? '',
-    restartCount: Number.isFinite(rc) ? rc : null,
-    message: f.message ?? '',
-  };
-}
-
-/** A termination a person should look at: anything but a clean exit. */
-export function isProblem(t: Termination): boolean {
-  return !(t.reason === 'Completed' && (t.exitCode ?? 0) === 0);
-}
-
-export function parseEvent(line: string, ms: number): KubeEvent {
-  const f = Object.fromEntries(parseLogfmt(line));
-  return { ms, type: f.type ?? '', reason: f.reason ?? '', kind: f.kind ?? '', name: f.name ?? '', msg: f.msg ?? '', count: Number(f.count) || 1 };
-}
-
-/** When the pod last had a problem (a bad termination or a warning event), or 0. */
-export function lastProblem(p: Pod): number {
-  let t = 0;
-  for (const x of p.terminations) if (isProblem(x)) t = Math.max(t, x.ms);
-  for (const e of p.events) if (e.type === 'Warning') t = Math.max(t, e.ms);
-  return t;
-}
-
-export function sortPods(pods: Pod[]): Pod[] {
-  return pods.sort((a, b) => lastProblem(b) - lastProblem(a) || (b.lastSeenMs ?? 0) - (a.lastSeenMs ?? 0) || a.name.localeCompare(b.name));
-}
 
 export function kubeView(root: HTMLElement, params: URLSearchParams): View {
   let range: TimeRange = { from: params.get('from') || 'now-24h', to: params.get('to') || 'now' };
@@ -209,8 +120,9 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
       const [streams, seen, terms, events] = await Promise.all([
         api.series(`{namespace=${nsq}, pod=~".+"}`, r.start, r.end, c.signal),
         api.queryRange({ query: `sum by (pod) (count_over_time({namespace=${nsq}, pod=~".+"} [${step}s]))`, start: r.start, end: r.end, step }, c.signal),
-        api.queryRange({ query: `{namespace=${nsq}} |= ${quote(TERMINATION)}`, start: r.start, end: r.end, limit: 2000, direction: 'backward' }, c.signal),
-        api.queryRange({ query: `{job=${quote(EVENTS_JOB)}, namespace=${nsq}} |= "kind=Pod"`, start: r.start, end: r.end, limit: 2000, direction: 'backward' }, c.signal).catch(() => null),
+        // Reasons and events enrich the tree; without them it still lists every pod.
+        api.queryRange({ query: `{namespace=${nsq}} |= ${quote(TERMINATION)}`, start: r.start, end: r.end, limit: 2000, direction: 'backward' }, c.signal).catch((e: unknown) => e as Error),
+        api.queryRange({ query: `{job=${quote(EVENTS_JOB)}, namespace=${nsq}} |= "kind=Pod"`, start: r.start, end: r.end, limit: 2000, direction: 'backward' }, c.signal).catch((e: unknown) => e as Error),
       ]);
       if (c.signal.aborted) return;
       const pods = new Map<string, Pod>();
@@ -237,7 +149,9 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
           }
         }
       }
-      if (terms.kind === 'streams') {
+      const warnings: string[] = [];
+      if (terms instanceof Error) warnings.push(`Termination reasons are missing: ${terms.message}`);
+      else if (terms.kind === 'streams') {
         for (const l of terms.lines) {
           const t = parseTermination(l.line, l.ms, l.stream);
           if (!t || !t.pod) continue;
@@ -248,13 +162,19 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
           p.lastSeenMs = Math.max(p.lastSeenMs ?? 0, l.ms);
         }
       }
-      if (events?.kind === 'streams') {
+      if (events instanceof Error) warnings.push(`Kubernetes events are missing: ${events.message}`);
+      else if (events.kind === 'streams') {
         for (const l of events.lines) {
           const e = parseEvent(l.line, l.ms);
-          if (e.kind === 'Pod' && pods.has(e.name)) pod(e.name).events.push(e);
+          // Pods that never logged (unschedulable, image pull failures) exist only here.
+          if (e.kind !== 'Pod' || !e.name) continue;
+          const p = pod(e.name);
+          p.events.push(e);
+          if (p.lastSeenMs === null) p.lastSeenMs = e.ms;
         }
       }
       draw(sortPods([...pods.values()]), r.endMs);
+      for (const w of warnings) main.prepend(h('div', { class: 'status error' }, w));
     } catch (e) {
       if ((e as Error).name === 'AbortError') return;
       clear(main);

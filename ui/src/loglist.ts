@@ -7,6 +7,7 @@ import type { LogLine } from './api';
 import { renderAnsi } from './ansi';
 import { h, clear, toast } from './dom';
 import { fieldsOf, levelOf, type Format } from './fields';
+import { TERMINATION } from './kubemodel';
 import { formatLineTime } from './time';
 
 export const ROW_HEIGHT = 22;
@@ -19,7 +20,7 @@ export interface ListActions {
   context(line: LogLine): void;
 }
 
-export const TERMINATION = 'kiroku_event=container_terminated';
+export { TERMINATION };
 
 /** Where a line came from, in a few characters: the pod, else the service. */
 function sourceOf(l: LogLine): string {

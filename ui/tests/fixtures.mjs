@@ -33,7 +33,7 @@ export function fixtureStreams(now = Date.now()) {
   const hour = 3600e3;
 
   // api: 2 pods × 3,000 JSON lines over the last 55 minutes.
-  for (const [i, pod] of ['api-5d8f7c9b4-q7w3e', 'api-5d8f7c9b4-x2k9p'].entries()) {
+  for (const [i, pod] of ['api-7c9d8b5f4-m6t8z', 'api-7c9d8b5f4-x2k9p'].entries()) {
     const values = [];
     for (let k = 0; k < 3000; k++) {
       const t = now - 55 * 60e3 + (k * 55 * 60e3) / 3000 + i * 7.3 + r();
@@ -99,7 +99,7 @@ export function fixtureStreams(now = Date.now()) {
     shopEvents.push([ns(d + 1000), `type=Warning reason=BackOff kind=Pod name=${TERMINATION_POD} count=3 component=kubelet msg="Back-off restarting failed container checkout in pod ${TERMINATION_POD}"`]);
   }
   shopEvents.push([ns(now - 19 * 60e3), `type=Normal reason=Killing kind=Pod name=${TERMINATION_POD} component=kubelet msg="Stopping container checkout"`]);
-  shopEvents.push([ns(now - 50 * 60e3 + 3000), `type=Normal reason=Pulled kind=Pod name=api-5d8f7c9b4-q7w3e component=kubelet msg="Container image already present on machine"`]);
+  shopEvents.push([ns(now - 50 * 60e3 + 3000), `type=Normal reason=Pulled kind=Pod name=api-7c9d8b5f4-m6t8z component=kubelet msg="Container image already present on machine"`]);
   streams.push(ev('shop', shopEvents));
   streams.push(ev('batch', [[ns(now - 40 * 60e3), `type=Normal reason=Scheduled kind=Pod name=worker-0 component=default-scheduler msg="Successfully assigned batch/worker-0 to node-3"`]]));
 
