@@ -18,6 +18,7 @@ pub struct Server {
     pub addr: String,
     pub data_dir: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
     _tmp: Option<Arc<tempfile::TempDir>>,
 }
@@ -38,11 +39,20 @@ impl Server {
 
     /// Starts a server on `data_dir` with extra flags.
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Server {
+        Server::start_with(data_dir, args, &[])
+    }
+
+    /// Starts a server on `data_dir` with extra flags and environment variables.
+    pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut s = Server {
             child: None,
             addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log: Arc::default(),
             _tmp: None,
         };
@@ -62,6 +72,7 @@ impl Server {
             .arg("json")
             .args(&self.args)
             .env_remove("KIROKU_CONFIG")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
