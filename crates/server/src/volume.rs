@@ -16,6 +16,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use logql::ast::{MatchOp, Matcher};
 use logql::engine::QueryError;
+use logql::{Columns, Direction, Select, Source};
 use protocol::Labels;
 use protocol::response::{DataResponse, Point, QueryResult, Sample, Series};
 use protocol::time::NANOS_PER_MILLI;
@@ -143,15 +144,64 @@ async fn volume(app: &Arc<App>, p: Params, is_range: bool) -> Result<Bytes, ApiE
     };
     app.run_query(move |app| {
         let reader = app.store.reader(&tenants);
-        let result = evaluate(&req, |from, through| {
-            reader
+        let per_bucket = if is_range {
+            bucket_bytes(&reader, &req)?
+        } else {
+            let (from, through) = req.buckets[0];
+            let stats = reader
                 .stream_stats(&req.matchers, from, through.saturating_add(1))
-                .map_err(storage)
-                .map(|v| v.into_iter().map(|s| (s.labels, s.bytes)).collect())
-        })?;
-        to_json(&Answer(DataResponse::success(result)))
+                .map_err(storage)?;
+            vec![stats.into_iter().map(|s| (s.labels, s.bytes)).collect()]
+        };
+        to_json(&Answer(DataResponse::success(evaluate(&req, per_bucket))))
     })
     .await
+}
+
+/// Each stream's line bytes in each step. Like Loki, which spreads a chunk's bytes over
+/// the steps its time span covers (`GetFactorOfTime`), each batch the store hands back
+/// (a block) is spread evenly over its first-to-last timestamp span; only timestamps and
+/// line lengths are read, no line is decompressed. (Loki's figures also carry its chunks'
+/// own overhead and whole-KiB rounding, so small streams differ by a KiB or so.)
+fn bucket_bytes(src: &dyn Source, req: &Request) -> Result<Vec<Vec<(Labels, u64)>>, QueryError> {
+    let (Some(first), Some(last)) = (req.buckets.first(), req.buckets.last()) else {
+        return Ok(Vec::new());
+    };
+    let select = Select {
+        matchers: &req.matchers,
+        start: first.0,
+        end: last.1.saturating_add(1),
+        direction: Direction::Forward,
+        columns: Columns {
+            lines: false,
+            metadata: false,
+        },
+        required: None,
+    };
+    let mut out: Vec<Vec<(Labels, u64)>> = vec![Vec::new(); req.buckets.len()];
+    let mut per_stream = vec![0u64; req.buckets.len()];
+    for mut cursor in src.select(&select)? {
+        per_stream.iter_mut().for_each(|b| *b = 0);
+        while let Some(batch) = cursor.next_batch()? {
+            let (Some(&lo), Some(&hi)) = (batch.timestamps.first(), batch.timestamps.last()) else {
+                continue;
+            };
+            let bytes: u64 = batch.line_lengths.iter().map(|l| u64::from(*l)).sum();
+            let first = req.buckets.partition_point(|b| b.1 < lo);
+            for (i, b) in req.buckets.iter().enumerate().skip(first) {
+                if b.0 > hi {
+                    break;
+                }
+                per_stream[i] += (bytes as f64 * overlap(b.0, b.1, lo, hi)).round() as u64;
+            }
+        }
+        for (i, bytes) in per_stream.iter().enumerate() {
+            if *bytes > 0 {
+                out[i].push((cursor.labels().clone(), *bytes));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Loki's buckets: the first starts at `start`, the others at multiples of `step`; each
@@ -177,16 +227,28 @@ fn steps(start: i64, end: i64, step: i64) -> Vec<(i64, i64)> {
     out
 }
 
-/// Groups the streams of every bucket and builds Loki's answer. `stats(from, through)`
-/// gives each matching stream's labels and bytes in the bucket.
-fn evaluate(
-    req: &Request,
-    mut stats: impl FnMut(i64, i64) -> Result<Vec<(Labels, u64)>, QueryError>,
-) -> Result<QueryResult, QueryError> {
+/// The share of `[lo, hi]` that `[from, through]` covers (1 for a single instant), as
+/// Loki's `GetFactorOfTime`.
+fn overlap(from: i64, through: i64, lo: i64, hi: i64) -> f64 {
+    if from > hi || through < lo {
+        return 0.0;
+    }
+    if lo == hi {
+        return 1.0;
+    }
+    let total = (hi - lo) as f64;
+    let lead = (from - lo).max(0) as f64;
+    let trail = (hi - through).max(0) as f64;
+    (total - lead - trail) / total
+}
+
+/// Groups the streams of every bucket and builds Loki's answer. `per_bucket[i]` holds
+/// each matching stream's labels and bytes in bucket `i`.
+fn evaluate(req: &Request, per_bucket: Vec<Vec<(Labels, u64)>>) -> QueryResult {
     let mut series: BTreeMap<Labels, Vec<Point>> = BTreeMap::new();
-    for &(from, through) in &req.buckets {
+    for (&(_, through), streams) in req.buckets.iter().zip(per_bucket) {
         let mut groups: BTreeMap<Labels, u64> = BTreeMap::new();
-        for (labels, bytes) in stats(from, through)? {
+        for (labels, bytes) in streams {
             match req.aggregate_by {
                 AggregateBy::Series => {
                     let key = Labels::from_pairs(
@@ -229,20 +291,20 @@ fn evaluate(
             .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
     });
     if list.iter().all(|(_, pts)| pts.len() <= 1) {
-        return Ok(QueryResult::Vector(
+        return QueryResult::Vector(
             list.into_iter()
                 .map(|(metric, pts)| Sample {
                     metric,
                     point: pts[0],
                 })
                 .collect(),
-        ));
+        );
     }
-    Ok(QueryResult::Matrix(
+    QueryResult::Matrix(
         list.into_iter()
             .map(|(metric, values)| Series { metric, values })
             .collect(),
-    ))
+    )
 }
 
 /// `{"status":"success","data":{"resultType":...,"result":[...]}}`.
@@ -302,6 +364,14 @@ mod tests {
     }
 
     #[test]
+    fn overlap_like_loki() {
+        assert_eq!(overlap(0, 10, 0, 10), 1.0);
+        assert_eq!(overlap(0, 5, 0, 10), 0.5);
+        assert_eq!(overlap(20, 30, 0, 10), 0.0);
+        assert_eq!(overlap(0, 10, 5, 5), 1.0);
+    }
+
+    #[test]
     fn steps_like_loki() {
         let b = steps(T0, T0 + 1800 * S, 300 * S);
         assert_eq!(b.len(), 6);
@@ -319,7 +389,7 @@ mod tests {
             AggregateBy::Series,
             vec![(T0, T0 + 10 * S)],
         );
-        let QueryResult::Vector(v) = evaluate(&r, |_, _| Ok(data())).unwrap() else {
+        let QueryResult::Vector(v) = evaluate(&r, vec![data(); r.buckets.len()]) else {
             panic!("want a vector")
         };
         assert_eq!(v.len(), 2);
@@ -332,14 +402,14 @@ mod tests {
     #[test]
     fn groups_by_label_names() {
         let r = req(Some(&["app"]), AggregateBy::Labels, vec![(T0, T0 + S)]);
-        let QueryResult::Vector(v) = evaluate(&r, |_, _| Ok(data())).unwrap() else {
+        let QueryResult::Vector(v) = evaluate(&r, vec![data(); r.buckets.len()]) else {
             panic!("want a vector")
         };
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].metric, Labels::from_pairs([("app", "")]));
         assert_eq!(v[0].point.v, 550.0);
         let r = req(None, AggregateBy::Labels, vec![(T0, T0 + S)]);
-        let QueryResult::Vector(v) = evaluate(&r, |_, _| Ok(data())).unwrap() else {
+        let QueryResult::Vector(v) = evaluate(&r, vec![data(); r.buckets.len()]) else {
             panic!("want a vector")
         };
         assert_eq!(v[0].metric, Labels::from_pairs([("namespace", "")]));
@@ -354,7 +424,7 @@ mod tests {
             steps(T0, T0 + 600 * S, 300 * S),
         );
         r.limit = 1;
-        let QueryResult::Matrix(m) = evaluate(&r, |_, _| Ok(data())).unwrap() else {
+        let QueryResult::Matrix(m) = evaluate(&r, vec![data(); r.buckets.len()]) else {
             panic!("want a matrix")
         };
         assert_eq!(m.len(), 1);
