@@ -2,7 +2,7 @@
 // completion source that knows where the cursor is (inside a selector, after a `|`, in a
 // `by (...)`) and asks the server for label names and values there.
 
-import { autocompletion, closeBrackets, completionStatus, type Completion, type CompletionContext, type CompletionResult, startCompletion } from '@codemirror/autocomplete';
+import { autocompletion, closeBrackets, completionStatus, pickedCompletion, type Completion, type CompletionContext, type CompletionResult, startCompletion } from '@codemirror/autocomplete';
 import { defaultKeymap, history, historyKeymap, insertNewlineAndIndent } from '@codemirror/commands';
 import { HighlightStyle, LRLanguage, LanguageSupport, bracketMatching, syntaxHighlighting } from '@codemirror/language';
 import { EditorState, Prec } from '@codemirror/state';
@@ -80,6 +80,22 @@ const LINE_FILTERS: Completion[] = [
   { label: '!~ "…"', apply: '!~ ""', detail: 'line does not match regex', type: 'keyword' },
 ];
 
+/** `name=""` with the cursor between the quotes, where value completion opens. */
+function matcherApply(name: string) {
+  return (view: EditorView, c: Completion, from: number, to: number) => {
+    const insert = `${name}=""`;
+    view.dispatch({ changes: { from, to, insert }, selection: { anchor: from + name.length + 2 }, annotations: pickedCompletion.of(c) });
+  };
+}
+
+/** The value, then past its closing quote, ready for `,` or `}`. */
+function valueApply(escaped: string) {
+  return (view: EditorView, c: Completion, from: number, to: number) => {
+    const closing = view.state.sliceDoc(to, to + 1) === '"';
+    view.dispatch({ changes: { from, to, insert: closing ? escaped : `${escaped}"` }, selection: { anchor: from + escaped.length + 1 }, annotations: pickedCompletion.of(c) });
+  };
+}
+
 function completer(s: Suggestions) {
   return async (ctx: CompletionContext): Promise<CompletionResult | null> => {
     const before = ctx.state.sliceDoc(0, ctx.pos);
@@ -92,13 +108,13 @@ function completer(s: Suggestions) {
         case 'labelName':
         case 'grouping': {
           const names = await s.labelNames();
-          return { from: where.from, options: names.map((n) => ({ label: n, type: 'property', apply: where.kind === 'labelName' ? `${n}="` : n })), validFor: /^\w*$/ };
+          return { from: where.from, options: names.map((n) => ({ label: n, type: 'property', apply: where.kind === 'labelName' ? matcherApply(n) : n })), validFor: /^\w*$/ };
         }
         case 'labelValue': {
           const values = await s.labelValues(where.name);
           return {
             from: where.from,
-            options: values.map((v) => ({ label: v, type: 'constant', apply: v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') })),
+            options: values.map((v) => ({ label: v, type: 'constant', apply: valueApply(v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')) })),
             validFor: /^[^"]*$/,
           };
         }
@@ -163,14 +179,17 @@ export function createEditor(parent: HTMLElement, initial: string, s: Suggestion
         bracketMatching(),
         new LanguageSupport(logql, [logql.data.of({})]),
         syntaxHighlighting(highlight),
-        autocompletion({ override: [completer(s)], activateOnTyping: true, icons: false }),
+        // Enter accepts a completion at once (no interaction delay): Enter also runs the
+        // query, and a delayed accept would run a half-typed one instead.
+        autocompletion({ override: [completer(s)], activateOnTyping: true, icons: false, interactionDelay: 0 }),
         reopen,
         placeholder('{service_name=~".+"} — type { for labels, | for filters and parsers; Enter runs'),
         Prec.high(
           keymap.of([
             { key: 'Mod-Enter', run },
             { key: 'Shift-Enter', run: insertNewlineAndIndent },
-            { key: 'Enter', run: (v) => (completionStatus(v.state) === 'active' ? false : run()) },
+            // While completions are being fetched, Enter waits for them rather than running.
+            { key: 'Enter', run: (v) => (completionStatus(v.state) === 'active' ? false : completionStatus(v.state) === 'pending' ? true : run()) },
           ]),
         ),
         keymap.of([...defaultKeymap, ...historyKeymap]),

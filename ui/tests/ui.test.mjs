@@ -153,7 +153,11 @@ test('autocompletion offers label names, then values', async () => {
   await page.keyboard.type('names');
   await page.keyboard.press('Enter');
   await page.waitForSelector('.cm-tooltip-autocomplete li:has-text("batch")');
-  assert.match(await page.textContent('.cm-content'), /\{namespace="/);
+  await page.keyboard.type('bat');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.textContent('.cm-content'), '{namespace="batch"}');
+  await page.keyboard.press('Enter');
+  await until('the completed query to run', async () => decodeURIComponent(page.url()).includes('namespace="batch"'));
   await close();
 });
 
