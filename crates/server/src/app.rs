@@ -111,6 +111,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(status::metrics))
         .route("/config", get(status::config))
         .route("/flush", post(status::flush))
+        .merge(ui::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
         .with_state(app)

@@ -327,6 +327,77 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    /// A server state over a real store in a temporary directory.
+    fn app() -> (tempfile::TempDir, Arc<App>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::default();
+        cfg.data_dir = dir.path().to_path_buf();
+        cfg.retention = crate::config::Period(0);
+        cfg.max_request_bytes = crate::config::ByteSize(1 << 20);
+        let mut sc = store::StoreConfig::new(dir.path());
+        sc.fsync = false;
+        sc.retention = None;
+        let store = store::Store::open(sc).unwrap();
+        (dir, Arc::new(App::new(cfg, store)))
+    }
+
+    fn compress(enc: u8, b: &[u8]) -> (Option<&'static str>, Vec<u8>) {
+        match enc % 5 {
+            0 => (None, b.to_vec()),
+            1 => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(b).unwrap();
+                (Some("gzip"), e.finish().unwrap())
+            }
+            2 => {
+                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(b).unwrap();
+                (Some("deflate"), e.finish().unwrap())
+            }
+            3 => (Some("snappy"), snap::raw::Encoder::new().compress_vec(b).unwrap()),
+            _ => (Some("gzip"), b.to_vec()), // claims gzip, is not
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever arrives, the handler answers (204 or a 4xx with a message) and never
+        /// panics: random bytes, random bytes behind valid snappy (so the protobuf decoder
+        /// sees them), JSON-like text, each under every Content-Encoding.
+        #[test]
+        fn random_bodies_never_panic_the_handler(
+            raw in proptest::collection::vec(any::<u8>(), 0..512),
+            jsonish in r#"\{("streams":\[(\{("stream":\{("[a-z]{1,3}":"[a-z]{0,3}",?){0,3}\},?)?("values":\[(\["[0-9]{1,20}","[^"]{0,10}"(,\{\})?\],?){0,3}\])?\},?){0,3}\])?\}"#,
+            kind in 0u8..3,
+            enc in 0u8..5,
+            json in any::<bool>(),
+        ) {
+            let (_dir, app) = app();
+            let payload: Vec<u8> = match kind {
+                0 => raw,
+                1 => snap::raw::Encoder::new().compress_vec(&raw).unwrap(),
+                _ => jsonish.into_bytes(),
+            };
+            let (encoding, body) = compress(enc, &payload);
+            let mut headers = HeaderMap::new();
+            if json {
+                headers.insert(axum::http::header::CONTENT_TYPE, "application/json".parse().unwrap());
+            }
+            if let Some(e) = encoding {
+                headers.insert(axum::http::header::CONTENT_ENCODING, e.parse().unwrap());
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let result = rt.block_on(push(&app, &headers, Body::from(body)));
+            if let Err(e) = result {
+                prop_assert!(e.status.is_client_error(), "{} {}", e.status, e.message);
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn metadata_names_are_sanitised_like_loki() {
