@@ -1,5 +1,5 @@
-//! Real Loki clients push to the real binary: python-logging-loki (both of its wire
-//! versions). `scripts/test` installs them in a virtualenv and names its Python in
+//! Real clients push to the real binary: python-logging-loki (both of its wire versions)
+//! and the OpenTelemetry SDK's OTLP/HTTP log exporter (every compression it offers). `scripts/test` installs them in a virtualenv and names its Python in
 //! `KIROKU_TEST_PYTHON`; without it (a bare `cargo test`) these tests say so and pass.
 
 mod common;
@@ -96,5 +96,69 @@ fn python_logging_loki_pushes_in_both_versions() {
         assert_eq!(warn["service_name"], "pyclient");
         assert_eq!(err["severity"], "error");
         assert_eq!(err["detected_level"], "error");
+    }
+}
+
+#[test]
+fn opentelemetry_exporter_pushes_otlp_logs() {
+    let Some(py) = python() else { return };
+    let srv = Server::start(&[]);
+    let base = format!("http://{}", srv.addr);
+    let since = now_ns() - 60 * S;
+    for compression in ["none", "gzip", "deflate"] {
+        run(
+            &py,
+            &[
+                script("otlp_push.py").to_str().unwrap(),
+                &base,
+                compression,
+                compression,
+            ],
+        );
+        // Loki's default resource attributes are index labels; service.name is service_name.
+        let got = lines(
+            &srv,
+            r#"{service_name="py-otel", k8s_namespace_name="shop"}"#,
+            since,
+        );
+        let mine: Vec<&(serde_json::Value, String)> = got
+            .iter()
+            .filter(|l| l.0["run_id"] == compression)
+            .collect();
+        let texts: Vec<&str> = mine.iter().map(|l| l.1.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["otel failure", "otel says hello"],
+            "{compression}: {got:?}"
+        );
+        let (err, warn) = (&mine[0].0, &mine[1].0);
+        // Everything else arrives as structured metadata, names with `_` for `.`.
+        assert_eq!(warn["host_name"], "node-1");
+        assert_eq!(warn["order_id"], "42");
+        assert_eq!(warn["severity_text"], "WARN");
+        assert_eq!(warn["severity_number"], "13");
+        assert_eq!(warn["scope_name"], "otel-e2e");
+        assert_eq!(warn["detected_level"], "warn");
+        assert_eq!(err["detected_level"], "error");
+    }
+    // Stream labels are only the indexed attributes (the SDK adds a random
+    // service.instance.id per process, which Loki indexes too).
+    let r = srv.get_query(
+        "/loki/api/v1/series",
+        &[
+            ("match[]", r#"{service_name="py-otel"}"#),
+            ("start", &since.to_string()),
+        ],
+        &[],
+    );
+    let series = r.json()["data"].as_array().unwrap().clone();
+    assert_eq!(series.len(), 3, "one per process: {series:?}");
+    for s in series {
+        let mut names: Vec<&String> = s.as_object().unwrap().keys().collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["k8s_namespace_name", "service_instance_id", "service_name"]
+        );
     }
 }

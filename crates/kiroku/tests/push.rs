@@ -551,3 +551,63 @@ fn query_errors_are_plain_text_with_loki_statuses() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(srv.get("/no/such/path").status, 404);
 }
+
+#[test]
+fn otlp_json_and_bad_otlp_bodies() {
+    let srv = Server::start(&[]);
+    let t = now_ns() - 60 * S;
+    let body = json!({"resourceLogs": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "otel-json"}},
+            {"key": "host.name", "value": {"stringValue": "node-7"}}]},
+        "scopeLogs": [{"scope": {"name": "lib"}, "logRecords": [{
+            "timeUnixNano": t.to_string(), "severityNumber": 17,
+            "body": {"stringValue": "disk full"},
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "attributes": [{"key": "http.status_code", "value": {"intValue": "507"}}]}]}]}]});
+    let r = srv.request(
+        "POST",
+        "/otlp/v1/logs",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "{}"));
+    let resp = query_range(&srv, r#"{service_name="otel-json"}"#, t - S, t + S, &[]);
+    let got = entries(&resp);
+    assert_eq!(got.len(), 1, "{resp}");
+    assert_eq!(got[0].2, "disk full");
+    assert_eq!(got[0].0["host_name"], "node-7");
+    assert_eq!(got[0].0["http_status_code"], "507");
+    assert_eq!(got[0].0["trace_id"], "5b8efff798038103d269b633813fc60c");
+    assert_eq!(
+        got[0].0["detected_level"], "error",
+        "from severityNumber 17"
+    );
+
+    let r = srv.request(
+        "POST",
+        "/otlp/v1/logs",
+        &[("Content-Type", "application/x-protobuf")],
+        b"\x0a\xff\xff\xff\x0f garbage",
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+    assert!(
+        r.text().contains("invalid OTLP protobuf logs request"),
+        "{}",
+        r.text()
+    );
+    let r = srv.request(
+        "POST",
+        "/otlp/v1/logs",
+        &[("Content-Type", "application/json")],
+        b"{\"resourceLogs\": 5}",
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid OTLP/JSON")
+    );
+}

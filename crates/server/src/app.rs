@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::push::labels::LabelCache;
 use crate::push::limits::IngestLimits;
-use crate::{metadata, push, query, status, volume};
+use crate::{metadata, otlp, push, query, status, volume};
 
 /// Label strings remembered by the push path; a few MiB at most.
 const LABEL_CACHE_STREAMS: usize = 16_384;
@@ -70,6 +70,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push::handle))
         .route("/api/prom/push", post(push::handle))
+        .route("/otlp/v1/logs", post(otlp::handle))
         .route(
             "/loki/api/v1/query_range",
             get(query::query_range).post(query::query_range),

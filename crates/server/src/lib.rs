@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
+pub mod otlp;
 pub mod params;
 pub mod push;
 pub mod query;

@@ -36,7 +36,7 @@ use labels::StreamLabels;
 use limits::{Rejections, reason};
 
 /// Bodies larger than this are decompressed and decoded off the async workers.
-const INLINE_BODY_BYTES: usize = 256 << 10;
+pub(crate) const INLINE_BODY_BYTES: usize = 256 << 10;
 
 /// The push handler.
 pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
@@ -64,7 +64,11 @@ async fn push(app: &App, headers: &HeaderMap, body: Body) -> Result<(), ApiError
 
 /// Reads the whole body, refusing more than `limit` bytes (from `Content-Length` before
 /// reading anything, else as the bytes arrive).
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -111,10 +115,22 @@ async fn ingest(app: &App, tenant: &str, format: Format, payload: &[u8]) -> Resu
             "error at least one valid stream is required for ingestion",
         ));
     }
-    let batch = if payload.len() > INLINE_BODY_BYTES {
-        tokio::task::block_in_place(|| Batch::build(app, tenant, &req))
+    store_request(app, tenant, &req, payload.len() > INLINE_BODY_BYTES).await
+}
+
+/// Validates, enriches and stores a decoded request (of any wire format); `large` moves
+/// the per-entry work off the async worker. Ok when everything was stored; a 400 naming
+/// what was left out otherwise (the rest is stored).
+pub(crate) async fn store_request(
+    app: &App,
+    tenant: &str,
+    req: &PushRequestRef<'_>,
+    large: bool,
+) -> Result<(), ApiError> {
+    let batch = if large {
+        tokio::task::block_in_place(|| Batch::build(app, tenant, req))
     } else {
-        Batch::build(app, tenant, &req)
+        Batch::build(app, tenant, req)
     };
     let meta: Vec<(&str, &str)> = batch
         .meta
@@ -251,7 +267,7 @@ impl<'a> Batch<'a> {
                 last_rejected = false;
                 let mstart = b.meta.len();
                 for (n, v) in md {
-                    b.meta.push((metadata_name(n), String::from_utf8_lossy(v)));
+                    b.meta.push((sanitize_name(n), String::from_utf8_lossy(v)));
                 }
                 let level = enrich::detected_level(&labels.labels, &b.meta[mstart..], e.line);
                 // A client's own detected_level is kept, normalised, rather than doubled.
@@ -279,7 +295,7 @@ impl<'a> Batch<'a> {
 
 /// A structured-metadata name as Loki stores it: invalid characters (`.`, `-`, ...) become
 /// `_`, and a leading digit gets a `key_` prefix, as the OpenTelemetry name translation does.
-fn metadata_name(raw: &[u8]) -> Cow<'_, str> {
+pub(crate) fn sanitize_name(raw: &[u8]) -> Cow<'_, str> {
     let s = String::from_utf8_lossy(raw);
     if protocol::labels::is_valid_label_name(&s) {
         return s;
@@ -307,7 +323,7 @@ fn now_nanos() -> i64 {
 
 /// Counts a rejected body under Loki's reasons.
 impl App {
-    fn body_error(&self, tenant: &str, e: BodyError) -> ApiError {
+    pub(crate) fn body_error(&self, tenant: &str, e: BodyError) -> ApiError {
         let reason = if e.is_too_large() {
             reason::REQUEST_BODY_TOO_LARGE
         } else {
@@ -318,7 +334,7 @@ impl App {
         ApiError::bad_request(e.to_string())
     }
 
-    fn invalid_body(&self, tenant: &str, bytes: usize) {
+    pub(crate) fn invalid_body(&self, tenant: &str, bytes: usize) {
         self.metrics
             .discarded(tenant, reason::INVALID_BODY, 0, bytes as u64);
     }
@@ -333,10 +349,12 @@ mod tests {
     /// A server state over a real store in a temporary directory.
     fn app() -> (tempfile::TempDir, Arc<App>) {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = crate::config::Config::default();
-        cfg.data_dir = dir.path().to_path_buf();
-        cfg.retention = crate::config::Period(0);
-        cfg.max_request_bytes = crate::config::ByteSize(1 << 20);
+        let cfg = crate::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            retention: crate::config::Period(0),
+            max_request_bytes: crate::config::ByteSize(1 << 20),
+            ..Default::default()
+        };
         let mut sc = store::StoreConfig::new(dir.path());
         sc.fsync = false;
         sc.retention = None;
@@ -353,11 +371,15 @@ mod tests {
                 (Some("gzip"), e.finish().unwrap())
             }
             2 => {
-                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
                 e.write_all(b).unwrap();
                 (Some("deflate"), e.finish().unwrap())
             }
-            3 => (Some("snappy"), snap::raw::Encoder::new().compress_vec(b).unwrap()),
+            3 => (
+                Some("snappy"),
+                snap::raw::Encoder::new().compress_vec(b).unwrap(),
+            ),
             _ => (Some("gzip"), b.to_vec()), // claims gzip, is not
         }
     }
@@ -401,9 +423,9 @@ mod tests {
 
     #[test]
     fn metadata_names_are_sanitised_like_loki() {
-        assert_eq!(metadata_name(b"trace_id"), "trace_id");
-        assert!(matches!(metadata_name(b"trace_id"), Cow::Borrowed(_)));
-        assert_eq!(metadata_name(b"k8s.pod.name"), "k8s_pod_name");
-        assert_eq!(metadata_name(b"1st"), "key_1st");
+        assert_eq!(sanitize_name(b"trace_id"), "trace_id");
+        assert!(matches!(sanitize_name(b"trace_id"), Cow::Borrowed(_)));
+        assert_eq!(sanitize_name(b"k8s.pod.name"), "k8s_pod_name");
+        assert_eq!(sanitize_name(b"1st"), "key_1st");
     }
 }

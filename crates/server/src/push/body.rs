@@ -20,7 +20,7 @@ pub enum Format {
 /// Why a body could not be read. All are the client's fault: HTTP 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    #[error("Content-Encoding {0:?} not supported: send gzip, deflate, snappy or none")]
+    #[error("Content-Encoding {0:?} not supported: send gzip, deflate, snappy, zstd or none")]
     Encoding(String),
     #[error(
         "request body too large: {size} bytes, limit: {limit} bytes; send smaller batches or raise max_request_bytes"
@@ -101,6 +101,14 @@ pub fn decode(
                 )?)
             }
         }
+        "zstd" => Bytes::from(inflate(
+            zstd::stream::read::Decoder::new(&body[..]).map_err(|e| BodyError::Corrupt {
+                encoding: "zstd",
+                message: e.to_string(),
+            })?,
+            "zstd",
+            limit,
+        )?),
         other => return Err(BodyError::Encoding(other.to_string())),
     };
     match format {
@@ -204,6 +212,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&d[..], &json[..]);
+        let z = zstd::encode_all(&json[..], 1).unwrap();
+        let d = decode(&h("zstd"), z.into(), Format::Json, 1024).unwrap();
+        assert_eq!(&d[..], &json[..]);
         let s = snap::raw::Encoder::new().compress_vec(&json).unwrap();
         let d = decode(&h("snappy"), s.clone().into(), Format::Json, 1024).unwrap();
         assert_eq!(&d[..], &json[..]);
@@ -227,7 +238,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Content-Encoding \"br\" not supported: send gzip, deflate, snappy or none"
+            "Content-Encoding \"br\" not supported: send gzip, deflate, snappy, zstd or none"
         );
         let e = decode(
             &headers(&[("content-encoding", "gzip")]),
