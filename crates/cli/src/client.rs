@@ -168,7 +168,8 @@ impl Client {
         matchers: &[String],
         range: TimeRange,
     ) -> Result<Vec<Labels>, ClientError> {
-        let mut params: Vec<(&str, String)> = matchers.iter().map(|m| ("match[]", m.clone())).collect();
+        let mut params: Vec<(&str, String)> =
+            matchers.iter().map(|m| ("match[]", m.clone())).collect();
         params.push(("start", range.start.to_string()));
         params.push(("end", range.end.to_string()));
         let path = "loki/api/v1/series";
@@ -180,10 +181,14 @@ impl Client {
 
     /// The full URL of an API path with its parameters.
     pub fn url(&self, path: &str, params: &[(&str, String)]) -> Result<Url, ClientError> {
-        let mut url = self.endpoint.base.join(path).map_err(|e| ClientError::Address {
-            addr: self.endpoint.display.clone(),
-            why: e.to_string(),
-        })?;
+        let mut url = self
+            .endpoint
+            .base
+            .join(path)
+            .map_err(|e| ClientError::Address {
+                addr: self.endpoint.display.clone(),
+                why: e.to_string(),
+            })?;
         if !params.is_empty() {
             let mut q = url.query_pairs_mut();
             for (k, v) in params {
@@ -207,17 +212,18 @@ impl Client {
             .await
             .map_err(|e| self.send_error(&e))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.send_error(&e))?;
+        let body = resp.bytes().await.map_err(|e| self.send_error(&e))?;
         if status.is_success() {
             return Ok(body.to_vec());
         }
         Err(self.status_error(status.as_u16(), &body, path, query))
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, ClientError> {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &[u8],
+    ) -> Result<T, ClientError> {
         serde_json::from_slice(body).map_err(|e| ClientError::Decode {
             addr: self.endpoint.display.clone(),
             path: format!("/{path}"),
@@ -226,7 +232,13 @@ impl Client {
     }
 
     /// Classifies an error answer. `query` is the LogQL the request carried, for the caret.
-    pub fn status_error(&self, status: u16, body: &[u8], path: &str, query: Option<&str>) -> ClientError {
+    pub fn status_error(
+        &self,
+        status: u16,
+        body: &[u8],
+        path: &str,
+        query: Option<&str>,
+    ) -> ClientError {
         let message = error_text(body);
         let addr = self.endpoint.display.clone();
         match status {
@@ -244,11 +256,23 @@ impl Client {
             }
             401 | 403 => {
                 if message.to_ascii_lowercase().contains("org id") {
-                    ClientError::NoTenant { addr, status, message }
+                    ClientError::NoTenant {
+                        addr,
+                        status,
+                        message,
+                    }
                 } else if self.endpoint.auth == Auth::None {
-                    ClientError::AuthRequired { addr, status, message }
+                    ClientError::AuthRequired {
+                        addr,
+                        status,
+                        message,
+                    }
                 } else {
-                    ClientError::AuthRefused { addr, status, message }
+                    ClientError::AuthRefused {
+                        addr,
+                        status,
+                        message,
+                    }
                 }
             }
             404 | 405 => ClientError::NoEndpoint {
@@ -256,7 +280,11 @@ impl Client {
                 path: format!("/{}", path.trim_start_matches('/')),
                 status,
             },
-            _ => ClientError::Server { addr, status, message },
+            _ => ClientError::Server {
+                addr,
+                status,
+                message,
+            },
         }
     }
 
@@ -291,8 +319,14 @@ impl Client {
         }
         match why {
             Some(why) => ClientError::NoServer { addr, why },
-            None if e.is_connect() => ClientError::NoServer { addr, why: innermost },
-            None => ClientError::Network { addr, why: innermost },
+            None if e.is_connect() => ClientError::NoServer {
+                addr,
+                why: innermost,
+            },
+            None => ClientError::Network {
+                addr,
+                why: innermost,
+            },
         }
     }
 }
@@ -334,7 +368,10 @@ fn error_text(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(body);
     let s = s.trim();
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(s)
-        && let Some(m) = v.get("message").or_else(|| v.get("error")).and_then(|m| m.as_str())
+        && let Some(m) = v
+            .get("message")
+            .or_else(|| v.get("error"))
+            .and_then(|m| m.as_str())
     {
         return m.to_string();
     }

@@ -66,7 +66,8 @@ mod tests {
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(pick("shop/web-1"), pick("shop/web-1"));
-        let used: std::collections::HashSet<_> = (0..60).map(|i| pick(&format!("web-{i}")).0).collect();
+        let used: std::collections::HashSet<_> =
+            (0..60).map(|i| pick(&format!("web-{i}")).0).collect();
         assert_eq!(used.len(), BRIGHT.len(), "sixty pods use every colour");
     }
 

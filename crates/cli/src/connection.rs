@@ -22,7 +22,12 @@ pub struct Connection {
     #[arg(long, env = "LOKI_ORG_ID", value_name = "TENANT")]
     pub org_id: Option<String>,
     /// Bearer token for the Authorization header
-    #[arg(long, env = "LOKI_BEARER_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "LOKI_BEARER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub bearer_token: Option<String>,
     /// File holding the bearer token
     #[arg(long, env = "LOKI_BEARER_TOKEN_FILE", value_name = "FILE")]
@@ -31,13 +36,28 @@ pub struct Connection {
     #[arg(long, env = "LOKI_USERNAME", value_name = "USER")]
     pub username: Option<String>,
     /// Password for basic authentication
-    #[arg(long, env = "LOKI_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    #[arg(
+        long,
+        env = "LOKI_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
     pub password: Option<String>,
     /// CA certificate(s), PEM, to trust for the server's certificate besides the system's
-    #[arg(long, env = "LOKI_CA_CERT_PATH", alias = "ca-cert", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "LOKI_CA_CERT_PATH",
+        alias = "ca-cert",
+        value_name = "FILE"
+    )]
     pub tls_ca_file: Option<PathBuf>,
     /// Client certificate, PEM, for mutual TLS
-    #[arg(long, env = "LOKI_CLIENT_CERT_PATH", alias = "cert", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "LOKI_CLIENT_CERT_PATH",
+        alias = "cert",
+        value_name = "FILE"
+    )]
     pub tls_cert_file: Option<PathBuf>,
     /// Client certificate's private key, PEM
     #[arg(long, env = "LOKI_CLIENT_KEY_PATH", alias = "key", value_name = "FILE")]

@@ -194,10 +194,16 @@ mod tests {
     #[test]
     fn multi_line_queries_mark_the_right_line_and_keep_tabs() {
         let q = "sum(\n\tcount_over_time({app=\"api\"}))";
-        let b = BadQuery::from_message(q, "parse error at line 2, col 30: syntax error: unexpected )")
-            .unwrap();
+        let b = BadQuery::from_message(
+            q,
+            "parse error at line 2, col 30: syntax error: unexpected )",
+        )
+        .unwrap();
         let s = b.to_string();
-        assert!(s.starts_with("bad query: syntax error: unexpected ) (line 2)\n"), "{s}");
+        assert!(
+            s.starts_with("bad query: syntax error: unexpected ) (line 2)\n"),
+            "{s}"
+        );
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines[1], "  \tcount_over_time({app=\"api\"}))");
         assert_eq!(lines[2], format!("  \t{}^", " ".repeat(28)));

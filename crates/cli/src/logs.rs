@@ -97,7 +97,10 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
         timestamps: a.timestamps,
         namespace: !one_namespace,
     };
-    let progress = Progress::new(&format!("reading logs from {}", client.endpoint().display), a.quiet);
+    let progress = Progress::new(
+        &format!("reading logs from {}", client.endpoint().display),
+        a.quiet,
+    );
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if a.previous {
@@ -255,9 +258,7 @@ fn similar_names(pattern: &str, pods: &[String]) -> Vec<String> {
     let lower = pattern.to_lowercase();
     let mut out: Vec<String> = pods
         .iter()
-        .filter(|p| {
-            p.to_lowercase().contains(&lower) || re.as_ref().is_some_and(|r| r.is_match(p))
-        })
+        .filter(|p| p.to_lowercase().contains(&lower) || re.as_ref().is_some_and(|r| r.is_match(p)))
         .take(8)
         .cloned()
         .collect();

@@ -232,8 +232,11 @@ mod tests {
         let b = Arc::new(Labels::from_pairs([("app", "api"), ("pod", "api-22")]));
         let mut p = QueryPrinter::new(Format::Default, false, Timezone::Utc, false);
         let mut out = Vec::new();
-        p.page(&mut out, &[line(T, &a, "one"), line(T - 1_000_000, &b, "two")])
-            .unwrap();
+        p.page(
+            &mut out,
+            &[line(T, &a, "one"), line(T - 1_000_000, &b, "two")],
+        )
+        .unwrap();
         assert_eq!(p.common().unwrap().to_string(), r#"{app="api"}"#);
         assert_eq!(
             String::from_utf8(out).unwrap(),
@@ -247,7 +250,10 @@ mod tests {
         let mut p = QueryPrinter::new(Format::Default, false, Timezone::Utc, false);
         let mut out = Vec::new();
         p.page(&mut out, &[line(T, &a, "x")]).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "2026-11-20T10:20:00.123Z x\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-11-20T10:20:00.123Z x\n"
+        );
     }
 
     #[test]
@@ -284,7 +290,13 @@ mod tests {
 
     #[test]
     fn times() {
-        assert_eq!(format_time(T, Timezone::Utc, Precision::Nanos), "2026-11-20T10:20:00.123000000Z");
-        assert_eq!(format_time(T, Timezone::Utc, Precision::Exact), "2026-11-20T10:20:00.123Z");
+        assert_eq!(
+            format_time(T, Timezone::Utc, Precision::Nanos),
+            "2026-11-20T10:20:00.123000000Z"
+        );
+        assert_eq!(
+            format_time(T, Timezone::Utc, Precision::Exact),
+            "2026-11-20T10:20:00.123Z"
+        );
     }
 }

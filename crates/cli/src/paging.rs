@@ -41,8 +41,12 @@ pub fn flatten(streams: Vec<Stream>, direction: Direction) -> Vec<LogLine> {
         }));
     }
     match direction {
-        Direction::Forward => lines.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.labels.cmp(&b.labels))),
-        Direction::Backward => lines.sort_by(|a, b| b.ts.cmp(&a.ts).then_with(|| a.labels.cmp(&b.labels))),
+        Direction::Forward => {
+            lines.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.labels.cmp(&b.labels)))
+        }
+        Direction::Backward => {
+            lines.sort_by(|a, b| b.ts.cmp(&a.ts).then_with(|| a.labels.cmp(&b.labels)))
+        }
     }
     lines
 }
@@ -152,7 +156,12 @@ pub struct Page {
 impl Pager {
     /// `limit`: lines to print in all (`None`: every line in the window); `batch`: the
     /// most lines one request asks for.
-    pub fn new(range: TimeRange, direction: Direction, limit: Option<usize>, batch: usize) -> Pager {
+    pub fn new(
+        range: TimeRange,
+        direction: Direction,
+        limit: Option<usize>,
+        batch: usize,
+    ) -> Pager {
         Pager {
             direction,
             window: range,
@@ -237,7 +246,6 @@ impl Pager {
         }
         page
     }
-
 }
 
 #[cfg(test)]
@@ -278,8 +286,21 @@ mod tests {
         streams
     }
 
-    fn run(data: &[(Labels, i64, String)], dir: Direction, limit: Option<usize>, batch: usize) -> (Vec<LogLine>, usize, Vec<String>) {
-        let mut p = Pager::new(TimeRange { start: 0, end: 1000 }, dir, limit, batch);
+    fn run(
+        data: &[(Labels, i64, String)],
+        dir: Direction,
+        limit: Option<usize>,
+        batch: usize,
+    ) -> (Vec<LogLine>, usize, Vec<String>) {
+        let mut p = Pager::new(
+            TimeRange {
+                start: 0,
+                end: 1000,
+            },
+            dir,
+            limit,
+            batch,
+        );
         let mut out = Vec::new();
         let mut requests = 0;
         let mut warnings = Vec::new();
@@ -303,7 +324,13 @@ mod tests {
         // 12 lines share a timestamp, fewer than a page of the batch sizes tried.
         proptest::collection::btree_set((0u8..3, 0i64..40, 0u8..4), 0..120).prop_map(|set| {
             set.into_iter()
-                .map(|(s, ts, line)| (Labels::from_pairs([("pod", format!("p{s}"))]), ts * 25, format!("line {line}")))
+                .map(|(s, ts, line)| {
+                    (
+                        Labels::from_pairs([("pod", format!("p{s}"))]),
+                        ts * 25,
+                        format!("line {line}"),
+                    )
+                })
                 .collect()
         })
     }

@@ -83,7 +83,11 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
     if a.instant {
         let answer = {
             let _busy = progress.busy();
-            let limit = if a.limit == 0 { a.batch as usize } else { a.limit };
+            let limit = if a.limit == 0 {
+                a.batch as usize
+            } else {
+                a.limit
+            };
             client
                 .query_instant(&a.query, range.end, limit, direction(&a))
                 .await?
@@ -94,10 +98,15 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
             printer.page(&mut out, &lines)?;
             return out.flush().map_err(Into::into);
         }
-        return print_samples(&mut out, &answer.response.result, &answer.body, &a).map_err(Into::into);
+        return print_samples(&mut out, &answer.response.result, &answer.body, &a)
+            .map_err(Into::into);
     }
     // Following prints oldest first: the window's last lines, then the new ones.
-    let dir = if a.forward { Direction::Forward } else { Direction::Backward };
+    let dir = if a.forward {
+        Direction::Forward
+    } else {
+        Direction::Backward
+    };
     let mut pager = Pager::new(
         range,
         dir,
@@ -188,10 +197,19 @@ pub(crate) fn follow_start(range: TimeRange) -> i64 {
 }
 
 fn direction(a: &Args) -> Direction {
-    if a.forward { Direction::Forward } else { Direction::Backward }
+    if a.forward {
+        Direction::Forward
+    } else {
+        Direction::Backward
+    }
 }
 
-fn print_samples(out: &mut impl Write, result: &QueryResult, body: &[u8], a: &Args) -> io::Result<()> {
+fn print_samples(
+    out: &mut impl Write,
+    result: &QueryResult,
+    body: &[u8],
+    a: &Args,
+) -> io::Result<()> {
     match a.output {
         Format::Raw => {
             out.write_all(body)?;

@@ -105,7 +105,11 @@ mod tests {
                 from: Some(from.into()),
                 to: None,
             };
-            assert_eq!(b.resolve("5m", NOW).unwrap().start, NOW - 1200 * S, "{from}");
+            assert_eq!(
+                b.resolve("5m", NOW).unwrap().start,
+                NOW - 1200 * S,
+                "{from}"
+            );
         }
     }
 
@@ -115,12 +119,22 @@ mod tests {
             from: Some("yesterday".into()),
             to: None,
         };
-        assert!(b.resolve("1h", NOW).unwrap_err().to_string().contains("--from"));
+        assert!(
+            b.resolve("1h", NOW)
+                .unwrap_err()
+                .to_string()
+                .contains("--from")
+        );
         let b = Bounds {
             from: Some("2026-11-20T11:00:00Z".into()),
             to: None,
         };
-        assert!(b.resolve("1h", NOW).unwrap_err().to_string().contains("empty"));
+        assert!(
+            b.resolve("1h", NOW)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
         assert!(parse_since("-5m").is_err());
         assert!(parse_since("0").is_err());
         assert!(parse_since("soon").is_err());

@@ -80,7 +80,9 @@ impl PodSelector {
 pub enum Pattern {
     /// A Kubernetes name: letters, digits, `-`, `.`, `_`; matched exactly.
     Name,
-    Regex { matches_empty: bool },
+    Regex {
+        matches_empty: bool,
+    },
 }
 
 impl Pattern {
@@ -157,7 +159,10 @@ mod tests {
     #[test]
     fn bad_patterns_are_refused_with_the_flag_named() {
         let e = sel(None, "web-(", None).unwrap_err().to_string();
-        assert!(e.starts_with("the pod \"web-(\" is neither a name nor a valid regular expression"), "{e}");
+        assert!(
+            e.starts_with("the pod \"web-(\" is neither a name nor a valid regular expression"),
+            "{e}"
+        );
         let e = sel(None, "x", Some("")).unwrap_err().to_string();
         assert!(e.contains("-c is empty"), "{e}");
     }

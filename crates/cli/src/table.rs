@@ -49,13 +49,18 @@ impl Table {
 pub fn samples_table(result: &QueryResult, tz: Timezone) -> Option<Table> {
     let t = |p: &Point| format_time(p.t_ms.saturating_mul(1_000_000), tz, Precision::Millis);
     let names = |metrics: &mut dyn Iterator<Item = &Labels>| {
-        let mut names: Vec<String> = metrics.flat_map(|m| m.iter().map(|l| l.name.clone())).collect();
+        let mut names: Vec<String> = metrics
+            .flat_map(|m| m.iter().map(|l| l.name.clone()))
+            .collect();
         names.sort();
         names.dedup();
         names
     };
     let cells = |names: &[String], m: &Labels| -> Vec<String> {
-        names.iter().map(|n| m.get(n).unwrap_or_default().to_string()).collect()
+        names
+            .iter()
+            .map(|n| m.get(n).unwrap_or_default().to_string())
+            .collect()
     };
     let table = match result {
         QueryResult::Streams(_) => return None,
@@ -117,7 +122,11 @@ struct JsonSample<'a> {
     value: serde_json::Value,
 }
 
-pub fn write_samples_jsonl(out: &mut impl Write, result: &QueryResult, tz: Timezone) -> io::Result<()> {
+pub fn write_samples_jsonl(
+    out: &mut impl Write,
+    result: &QueryResult,
+    tz: Timezone,
+) -> io::Result<()> {
     let empty = Labels::new();
     let mut one = |m: &Labels, p: &Point| -> io::Result<()> {
         let value = serde_json::Number::from_f64(p.v)
@@ -183,15 +192,24 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        samples_table(&r.result, Timezone::Utc).unwrap().write(&mut out).unwrap();
+        samples_table(&r.result, Timezone::Utc)
+            .unwrap()
+            .write(&mut out)
+            .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "app  VALUE\napi  12\n");
         let r: QueryResponse = serde_json::from_str(
             r#"{"status":"success","data":{"resultType":"scalar","result":[1795168800,"3.5"]}}"#,
         )
         .unwrap();
         let mut out = Vec::new();
-        samples_table(&r.result, Timezone::Utc).unwrap().write(&mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "TIME                      VALUE\n2026-11-20T10:00:00.000Z  3.5\n");
+        samples_table(&r.result, Timezone::Utc)
+            .unwrap()
+            .write(&mut out)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "TIME                      VALUE\n2026-11-20T10:00:00.000Z  3.5\n"
+        );
     }
 
     #[test]
@@ -202,7 +220,13 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0], r#"{"metric":{"level":"error"},"timestamp":"2026-11-20T10:00:00Z","value":2.0}"#);
-        assert_eq!(lines[2], r#"{"metric":{"level":"info","pod":"api-1"},"timestamp":"2026-11-20T10:00:00Z","value":"NaN"}"#);
+        assert_eq!(
+            lines[0],
+            r#"{"metric":{"level":"error"},"timestamp":"2026-11-20T10:00:00Z","value":2.0}"#
+        );
+        assert_eq!(
+            lines[2],
+            r#"{"metric":{"level":"info","pod":"api-1"},"timestamp":"2026-11-20T10:00:00Z","value":"NaN"}"#
+        );
     }
 }

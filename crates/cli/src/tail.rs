@@ -217,7 +217,8 @@ async fn read_frames(
             Ok(Message::Binary(b)) => b.to_vec(),
             Ok(Message::Close(Some(f))) => {
                 let reason = f.reason.as_str().trim();
-                if f.code != CloseCode::Normal && f.code != CloseCode::Away
+                if f.code != CloseCode::Normal
+                    && f.code != CloseCode::Away
                     && let Some(b) = BadQuery::from_message("", reason)
                 {
                     return Err(ClientError::BadQuery(b));

@@ -20,7 +20,8 @@ impl Server {
     /// timestamps) and `extra` flags; waits until `/ready` answers.
     pub fn start(bin: &Path, extra: &[&str]) -> Result<Server, String> {
         let dir = temp_dir("server");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         // A port found free may be taken before the server binds it: try a few.
         let mut last = String::new();
         for _ in 0..5 {
@@ -43,7 +44,9 @@ impl Server {
                     cmd.env_remove(k);
                 }
             }
-            let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            let child = cmd
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
             let mut s = Server {
                 child,
                 addr: format!("http://{listen}"),
@@ -140,7 +143,9 @@ pub fn push(addr: &str, org_id: Option<&str>, streams: &[PushStream<'_>]) -> Res
 
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The status of a GET, or `None` when nothing answers.

@@ -140,18 +140,31 @@ mod tests {
 
     #[test]
     fn the_previous_instance_ends_at_the_last_termination() {
-        let w = TimeRange { start: 0, end: 1000 };
-        assert_eq!(previous_instance(&[500], w), TimeRange { start: 0, end: 501 });
+        let w = TimeRange {
+            start: 0,
+            end: 1000,
+        };
+        assert_eq!(
+            previous_instance(&[500], w),
+            TimeRange { start: 0, end: 501 }
+        );
         assert_eq!(
             previous_instance(&[100, 300, 500], w),
-            TimeRange { start: 301, end: 501 }
+            TimeRange {
+                start: 301,
+                end: 501
+            }
         );
     }
 
     #[test]
     fn only_the_agents_line_counts() {
-        assert!(is_termination("kiroku_event=container_terminated reason=Error exit_code=3"));
-        assert!(!is_termination("user said kiroku_event=container_terminated"));
+        assert!(is_termination(
+            "kiroku_event=container_terminated reason=Error exit_code=3"
+        ));
+        assert!(!is_termination(
+            "user said kiroku_event=container_terminated"
+        ));
         assert!(!is_termination("kiroku_event=container_terminatedX"));
     }
 }

@@ -96,8 +96,18 @@ mod tests {
 
     #[test]
     fn stern_prefix_with_and_without_colour() {
-        let l = line(&[("namespace", "shop"), ("pod", "web-1"), ("container", "app")], "hello");
-        assert_eq!(print(&printer(Format::Default, false), &l), "web-1 app hello\n");
+        let l = line(
+            &[
+                ("namespace", "shop"),
+                ("pod", "web-1"),
+                ("container", "app"),
+            ],
+            "hello",
+        );
+        assert_eq!(
+            print(&printer(Format::Default, false), &l),
+            "web-1 app hello\n"
+        );
         let (p, c) = colour::pick("shop/web-1");
         assert_eq!(
             print(&printer(Format::Default, true), &l),
@@ -114,7 +124,10 @@ mod tests {
 
     #[test]
     fn raw_is_the_line_and_terminations_stand_out() {
-        let l = line(&[("pod", "web-1")], "kiroku_event=container_terminated reason=OOMKilled");
+        let l = line(
+            &[("pod", "web-1")],
+            "kiroku_event=container_terminated reason=OOMKilled",
+        );
         assert_eq!(
             print(&printer(Format::Raw, true), &l),
             "kiroku_event=container_terminated reason=OOMKilled\n"

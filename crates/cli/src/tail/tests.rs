@@ -41,7 +41,13 @@ fn frame(entries: &[(i64, &str)]) -> Message {
 
 /// Accepts one WebSocket connection and returns it with its request's URI and tenant.
 #[allow(clippy::result_large_err)] // tungstenite's callback signature, not ours
-async fn accept(l: &TcpListener) -> (tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, String, String) {
+async fn accept(
+    l: &TcpListener,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    String,
+    String,
+) {
     let (tcp, _) = l.accept().await.unwrap();
     let seen = Arc::new(Mutex::new((String::new(), String::new())));
     let s = Arc::clone(&seen);
@@ -65,7 +71,12 @@ fn param(uri: &str, name: &str) -> Option<String> {
     let q = uri.split_once('?')?.1;
     q.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| v.replace("%7B", "{").replace("%7D", "}").replace("%3D", "=").replace("%22", "\""))
+        (k == name).then(|| {
+            v.replace("%7B", "{")
+                .replace("%7D", "}")
+                .replace("%3D", "=")
+                .replace("%22", "\"")
+        })
     })
 }
 
@@ -79,7 +90,9 @@ async fn follows_reconnects_from_the_newest_line_and_prints_each_line_once() {
         assert_eq!(param(&uri, "query").as_deref(), Some("{app=\"a\"}"));
         assert_eq!(param(&uri, "start"), Some(S0.to_string()));
         assert_eq!(org, "team-a");
-        ws.send(frame(&[(S0 + SEC, "one"), (S0 + 10 * SEC, "two")])).await.unwrap();
+        ws.send(frame(&[(S0 + SEC, "one"), (S0 + 10 * SEC, "two")]))
+            .await
+            .unwrap();
         ws.send(Message::text(
             r#"{"streams":[],"dropped_entries":[{"labels":{"app":"a"},"timestamp":"1"}]}"#,
         ))
@@ -117,7 +130,10 @@ async fn follows_reconnects_from_the_newest_line_and_prints_each_line_once() {
         Ok(())
     })
     .await;
-    assert!(matches!(r, Err(ClientError::NotFound(ref m)) if m == "enough"), "{r:?}");
+    assert!(
+        matches!(r, Err(ClientError::NotFound(ref m)) if m == "enough"),
+        "{r:?}"
+    );
     assert_eq!(printed, ["one", "two", "three"]);
     server.await.unwrap();
 }
@@ -204,6 +220,9 @@ fn frames_with_metadata_and_without_streams() {
     .unwrap();
     assert_eq!(f.streams[0].entries[0].line, "x");
     assert_eq!(f.streams[0].entries[0].ts, 5);
-    assert_eq!(parse_frame(br#"{"streams":null}"#).unwrap(), Frame::default());
+    assert_eq!(
+        parse_frame(br#"{"streams":null}"#).unwrap(),
+        Frame::default()
+    );
     assert!(parse_frame(br#"{"streams":[{"stream":{},"values":[[5,"x"]]}]}"#).is_err());
 }
