@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::push::labels::LabelCache;
 use crate::push::limits::IngestLimits;
-use crate::{metadata, otlp, push, query, status, volume};
+use crate::tail::TailHub;
+use crate::{metadata, otlp, push, query, status, tail, volume};
 
 /// Label strings remembered by the push path; a few MiB at most.
 const LABEL_CACHE_STREAMS: usize = 16_384;
@@ -32,6 +33,8 @@ pub struct App {
     pub engine: Engine,
     /// Queries running at once on blocking threads; the rest wait their turn.
     pub query_slots: Semaphore,
+    /// Live tails listen here for stored batches.
+    pub tail: TailHub,
 }
 
 impl App {
@@ -48,6 +51,7 @@ impl App {
                 ..Limits::default()
             }),
             query_slots: Semaphore::new(query_concurrency()),
+            tail: TailHub::default(),
             config,
         }
     }
@@ -107,6 +111,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/loki/api/v1/index/volume_range",
             get(volume::range).post(volume::range),
         )
+        .route("/loki/api/v1/tail", get(tail::handle))
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

@@ -21,6 +21,7 @@ pub mod push;
 pub mod query;
 pub mod startup;
 pub mod status;
+pub mod tail;
 pub mod tenant;
 pub mod volume;
 

@@ -30,6 +30,7 @@ use store::{WriteEntry, WriteStream};
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::tail::{TailBatch, TailEntry, TailStream};
 use crate::tenant;
 use body::{BodyError, Format};
 use labels::StreamLabels;
@@ -195,6 +196,10 @@ pub(crate) async fn store_request(
             report.accepted,
             batch.accepted_bytes.saturating_sub(rejected_bytes),
         );
+        if app.tail.active() {
+            app.tail
+                .publish(tail_batch(tenant, &batch.streams, &streams));
+        }
     }
     if rejections.is_empty() {
         return Ok(());
@@ -290,6 +295,37 @@ impl<'a> Batch<'a> {
             }
         }
         b
+    }
+}
+
+/// An owned copy of what was stored, for live tails (made only while someone tails).
+fn tail_batch(
+    tenant: &str,
+    labels: &[(Arc<StreamLabels>, Range<usize>)],
+    streams: &[WriteStream<'_>],
+) -> TailBatch {
+    TailBatch {
+        tenant: tenant.to_string(),
+        streams: labels
+            .iter()
+            .zip(streams)
+            .map(|((l, _), s)| TailStream {
+                labels: l.labels.clone(),
+                entries: s
+                    .entries
+                    .iter()
+                    .map(|e| TailEntry {
+                        ts: e.ts,
+                        line: String::from_utf8_lossy(e.line).into_owned(),
+                        metadata: e
+                            .metadata
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 
