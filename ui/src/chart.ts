@@ -57,6 +57,9 @@ function markersPlugin(markers: Marker[]): uPlot.Plugin {
         ctx.lineWidth = 2 * devicePixelRatio;
         ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
         ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+        // uPlot leaves the axis labels' alignment in the context.
+        ctx.textAlign = 'left';
+        ctx.textBaseline = 'alphabetic';
         for (const m of markers) {
           const x = Math.round(u.valToPos(m.ms / 1000, 'x', true));
           if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;

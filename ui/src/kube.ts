@@ -229,7 +229,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
         { class: `pod-row${lastProblem(p) ? ' problem' : ''}`, 'data-testid': 'pod-row', 'data-pod': p.name, tabindex: 0, onclick: open, onkeydown: (e: Event) => (e as KeyboardEvent).key === 'Enter' && open(), title: 'Show this pod’s logs across all its restarts' },
         h('td', { class: 'pod-name' }, h('a', { href: '#', onclick: (e: Event) => e.preventDefault() }, p.name), p.node ? h('div', { class: 'muted small' }, p.node) : null),
         h('td', null, stateBadge, ' ', liveness),
-        h('td', null, String(p.restarts || p.terminations.length || 0)),
+        h('td', { 'data-testid': 'restarts' }, String(p.restarts || p.terminations.length || 0)),
         h('td', { title: p.lastSeenMs ? formatLineTime(p.lastSeenMs) : '' }, p.lastSeenMs ? ago(p.lastSeenMs) : '—'),
         h('td', null, [...p.containers].sort().join(', ')),
       ),

@@ -150,7 +150,8 @@ document.addEventListener('keydown', (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const t = e.target as HTMLElement;
   if (t.closest('input, textarea, select, .cm-editor, [contenteditable="true"]')) {
-    if (e.key === 'Escape') t.blur?.();
+    // Escape leaves a field for the shortcuts, unless the field used it (closing completions).
+    if (e.key === 'Escape' && !e.defaultPrevented) (document.activeElement as HTMLElement | null)?.blur?.();
     return;
   }
   if (view?.key?.(e)) {

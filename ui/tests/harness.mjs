@@ -2,10 +2,9 @@
 // port with an empty data directory, fed the fixtures through its push API, and a
 // headless Debian Chromium driven by playwright-core.
 //
-// While the server does not serve the UI yet (crates/ui's router not merged into it), the
-// tests put a small front in between that serves ui/dist and passes every other request,
-// WebSocket upgrades included, to kiroku unchanged. Once `/` on kiroku answers the app,
-// the front is not used.
+// When kiroku's embedded UI is not the one on disk (UI_FROM_DIST=1), the tests put a
+// small front in between that serves ui/dist and passes every other request,
+// WebSocket upgrades included, to kiroku unchanged. By default kiroku serves the page.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -132,7 +131,9 @@ export async function startAll() {
     throw e;
   }
   const index = await fetch(`${kiroku.url}/`).then((r) => (r.ok ? r.text() : ''));
-  const servesUi = index.includes('<div id="app">');
+  // UI_FROM_DIST=1 serves ui/dist as it is on disk, to try a UI change without
+  // rebuilding kiroku (which embeds the UI at compile time).
+  const servesUi = index.includes('<div id="app">') && !process.env.UI_FROM_DIST;
   const front = servesUi ? null : await startFront(kiroku.url);
   let browser;
   try {
