@@ -233,6 +233,36 @@ test('the dark theme', async () => {
   await close();
 });
 
+test('the time picker takes relative and absolute ranges; keyboard shortcuts move around', async () => {
+  const { page, errors, close } = await openPage(env, `/?q=${q('{app="worker"}')}`);
+  await waitForLines(page);
+  await page.keyboard.press('t');
+  await page.click('.presets button:text-is("Last 15 minutes")');
+  await until('the relative range in the URL', async () => page.url().includes('from=now-15m'));
+  await page.click('[data-testid=time-picker]');
+  const from = new Date(env.pushedAt - 30 * 60e3);
+  const to = new Date(env.pushedAt - 20 * 60e3);
+  const local = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}:${String(d.getSeconds()).padStart(2, '0')}`;
+  await page.fill('[data-testid=time-from]', local(from));
+  await page.fill('[data-testid=time-to]', local(to));
+  await page.keyboard.press('Enter');
+  await until('the absolute range applied', async () => (await page.textContent('[data-testid=time-picker]')).includes('→'));
+  await until('lines of that range only', async () => {
+    const times = await page.$$eval('[data-testid=log-row] .log-time', (els) => els.map((e) => e.textContent));
+    return times.length > 0 && times.every((t) => Date.parse(t.replace(' ', 'T')) <= to.getTime() + 1000 && Date.parse(t.replace(' ', 'T')) >= from.getTime() - 1000);
+  });
+  await page.click('body');
+  await page.keyboard.press('2');
+  await page.waitForSelector('[data-testid=namespaces]');
+  await page.keyboard.press('?');
+  await page.waitForSelector('[role=dialog][aria-label="Keyboard shortcuts"]');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('1');
+  await page.waitForSelector('.cm-content');
+  assert.deepEqual(errors, []);
+  await close();
+});
+
 test('live tail shows a line pushed while the page watches', async (t) => {
   const probe = await fetch(`${env.kiroku.url}/loki/api/v1/tail?query=${q('{app="tail"}')}`);
   if (probe.status === 404) {
