@@ -120,10 +120,6 @@ export async function queryRange(p: RangeParams, signal?: AbortSignal): Promise<
   return decodeResult(body);
 }
 
-export async function queryInstant(query: string, time: bigint, signal?: AbortSignal): Promise<QueryResult> {
-  return decodeResult(await get('query', { query, time: time.toString() }, signal));
-}
-
 function data(body: unknown): unknown {
   return (body as { data?: unknown }).data;
 }
@@ -153,11 +149,6 @@ export interface DetectedField {
 export async function detectedFields(query: string, start: bigint, end: bigint, signal?: AbortSignal): Promise<DetectedField[]> {
   const b = (await get('detected_fields', { query, start: start.toString(), end: end.toString() }, signal)) as { fields?: DetectedField[] };
   return b.fields ?? [];
-}
-
-export async function volume(query: string, start: bigint, end: bigint, signal?: AbortSignal): Promise<Series[]> {
-  const r = decodeResult(await get('index/volume', { query, start: start.toString(), end: end.toString() }, signal));
-  return r.kind === 'vector' || r.kind === 'matrix' ? r.series : [];
 }
 
 type RawValue = [string, string] | [string, string, { structuredMetadata?: Labels; parsed?: Labels }];

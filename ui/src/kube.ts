@@ -7,7 +7,7 @@
 import * as api from './api';
 import { h, clear } from './dom';
 import { quote } from './logql';
-import { TERMINATION, isProblem, lastProblem, parseEvent, parseTermination, sortPods, workloadOf, type Pod } from './kubemodel';
+import { TERMINATION, isProblem, lastProblem, parseEvent, parseTermination, sortPods, workloadOf, type KubeEvent, type Pod } from './kubemodel';
 import { navigate, record } from './route';
 import { ago, formatLineTime, msToNs, resolve, stepFor, type TimeRange } from './time';
 import { TimePicker } from './timepicker';
@@ -122,7 +122,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
         api.queryRange({ query: `sum by (pod) (count_over_time({namespace=${nsq}, pod=~".+"} [${step}s]))`, start: r.start, end: r.end, step }, c.signal),
         // Reasons and events enrich the tree; without them it still lists every pod.
         api.queryRange({ query: `{namespace=${nsq}} |= ${quote(TERMINATION)}`, start: r.start, end: r.end, limit: 2000, direction: 'backward' }, c.signal).catch((e: unknown) => e as Error),
-        api.queryRange({ query: `{job=${quote(EVENTS_JOB)}, namespace=${nsq}} |= "kind=Pod"`, start: r.start, end: r.end, limit: 2000, direction: 'backward' }, c.signal).catch((e: unknown) => e as Error),
+        api.queryRange({ query: `{job=${quote(EVENTS_JOB)}, namespace=${nsq}}`, start: r.start, end: r.end, limit: 2000, direction: 'backward' }, c.signal).catch((e: unknown) => e as Error),
       ]);
       if (c.signal.aborted) return;
       const pods = new Map<string, Pod>();
@@ -150,6 +150,9 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
         }
       }
       const warnings: string[] = [];
+      // Warnings about the namespace's other objects: a ReplicaSet that cannot create
+      // pods, a volume that will not mount.
+      const other: KubeEvent[] = [];
       if (terms instanceof Error) warnings.push(`Termination reasons are missing: ${terms.message}`);
       else if (terms.kind === 'streams') {
         for (const l of terms.lines) {
@@ -166,6 +169,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
       else if (events.kind === 'streams') {
         for (const l of events.lines) {
           const e = parseEvent(l.line, l.ms);
+          if (e.kind !== 'Pod' && e.type === 'Warning') other.push(e);
           // Pods that never logged (unschedulable, image pull failures) exist only here.
           if (e.kind !== 'Pod' || !e.name) continue;
           const p = pod(e.name);
@@ -174,6 +178,16 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
         }
       }
       draw(sortPods([...pods.values()]), r.endMs);
+      if (other.length) {
+        main.prepend(
+          h(
+            'section',
+            { class: 'ns-warnings', 'data-testid': 'namespace-warnings' },
+            h('h3', null, 'Warnings', h('span', { class: 'muted' }, ` ${other.length} about other objects`)),
+            other.slice(0, 5).map((e) => h('div', { class: 'note event-note' }, `⚠ ${formatLineTime(e.ms)} ${e.kind}/${e.name} ${e.reason}${e.count > 1 ? ` ×${e.count}` : ''}: ${e.msg}`)),
+          ),
+        );
+      }
       for (const w of warnings) main.prepend(h('div', { class: 'status error' }, w));
     } catch (e) {
       if ((e as Error).name === 'AbortError') return;

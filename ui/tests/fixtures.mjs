@@ -99,6 +99,7 @@ export function fixtureStreams(now = Date.now()) {
     shopEvents.push([ns(d + 1000), `type=Warning reason=BackOff kind=Pod name=${TERMINATION_POD} count=3 component=kubelet msg="Back-off restarting failed container checkout in pod ${TERMINATION_POD}"`]);
   }
   shopEvents.push([ns(now - 19 * 60e3), `type=Normal reason=Killing kind=Pod name=${TERMINATION_POD} component=kubelet msg="Stopping container checkout"`]);
+  shopEvents.push([ns(now - 10 * 60e3), `type=Warning reason=FailedCreate kind=ReplicaSet name=payments-5f6d7c8b9 count=12 component=replicaset-controller msg="Error creating: pods \\"payments-5f6d7c8b9-\\" is forbidden: exceeded quota: compute"`]);
   shopEvents.push([ns(now - 50 * 60e3 + 3000), `type=Normal reason=Pulled kind=Pod name=api-7c9d8b5f4-m6t8z component=kubelet msg="Container image already present on machine"`]);
   streams.push(ev('shop', shopEvents));
   streams.push(ev('batch', [[ns(now - 40 * 60e3), `type=Normal reason=Scheduled kind=Pod name=worker-0 component=default-scheduler msg="Successfully assigned batch/worker-0 to node-3"`]]));

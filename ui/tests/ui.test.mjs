@@ -186,6 +186,7 @@ test('the Kubernetes view lists the OOMKilled pod, newest problem first, and ope
   assert.match(await page.textContent(row), /gone/);
   assert.equal(await page.textContent(`${row} [data-testid=restarts]`), '3');
   assert.match(await page.textContent('.pod-notes'), /BackOff/);
+  assert.match(await page.textContent('[data-testid=namespace-warnings]'), /ReplicaSet\/payments-5f6d7c8b9 FailedCreate ×12: Error creating: pods "payments-5f6d7c8b9-" is forbidden/);
   await screenshot(page, 'kubernetes');
   await page.click(row);
   await until('the pod query in Explore', async () => decodeURIComponent(page.url()).includes(`pod="${TERMINATION_POD}"`));
