@@ -13,6 +13,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+pub mod remote;
+
+pub use remote::{ObjectStoreConfig, RemoteParts};
+
 use crate::StoreError;
 use crate::part::{EXTENSION, PartKey};
 
@@ -34,6 +38,8 @@ pub trait PartStore: Send + Sync {
     fn delete(&self, key: &PartKey) -> Result<(), StoreError>;
     /// A short name for logs: `local` or the bucket URL.
     fn describe(&self) -> String;
+    /// Whether parts take local disk space (the disk budget then applies to them).
+    fn is_local(&self) -> bool;
 }
 
 /// Parts as files under a directory.
@@ -168,5 +174,9 @@ impl PartStore for LocalParts {
 
     fn describe(&self) -> String {
         format!("local:{}", self.root.display())
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 }

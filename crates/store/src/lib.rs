@@ -80,6 +80,13 @@ pub struct StoreConfig {
     pub head_idle: Duration,
     /// zstd level of the lines column (default 3).
     pub compression_level: i32,
+    /// Keep parts in object storage instead of `<data>/parts` (the WAL and a cache stay
+    /// local).
+    pub object_store: Option<backend::ObjectStoreConfig>,
+    /// Merge small parts in the background (default true). With several instances on one
+    /// bucket, turn it on for one of them only: two compacting the same parts at once
+    /// waste space (their outputs hold the same entries; readers still answer correctly).
+    pub compaction: bool,
     /// Names this instance in part names, so that several instances can share one bucket.
     /// Default: a random id kept in `<data>/instance`.
     pub instance_id: Option<String>,
@@ -99,6 +106,8 @@ impl StoreConfig {
             max_head_age: Duration::from_secs(600),
             head_idle: Duration::from_secs(60),
             compression_level: 3,
+            object_store: None,
+            compaction: true,
             instance_id: None,
             faults: None,
         }

@@ -7,7 +7,7 @@
 //! wait for either thread's I/O.
 
 mod commit;
-mod flush;
+pub(crate) mod flush;
 pub(crate) mod maintain;
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::backend::{LocalParts, PartStore};
+use crate::backend::{LocalParts, PartStore, RemoteParts};
 use crate::head::Memtable;
 use crate::index::{Catalog, StreamId};
 use crate::part::Part;
@@ -219,7 +219,11 @@ impl Store {
             Some(i) => i.clone(),
             None => instance_id(&data)?,
         };
-        let parts: Box<dyn PartStore> = Box::new(LocalParts::new(data.join("parts"), cfg.fsync)?);
+        let parts: Box<dyn PartStore> = match &cfg.object_store {
+            None => Box::new(LocalParts::new(data.join("parts"), cfg.fsync)?),
+            Some(o) => Box::new(RemoteParts::open(o, data.join("cache"))?),
+        };
+        tracing::info!(parts = %parts.describe(), "opening the store");
         let shared = Arc::new(Shared {
             parts,
             wal_dir: wal_dir.clone(),

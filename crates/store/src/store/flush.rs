@@ -232,14 +232,44 @@ pub(crate) fn read_index(
 /// Loads every part's index into the view and the tenants' catalogs. Parts superseded by a
 /// compacted part are deleted (the compaction finished but did not get to delete them).
 pub(crate) fn load_parts(shared: &Shared) -> Result<(), StoreError> {
+    sync_parts(shared)
+}
+
+/// Brings the view in line with the part store's listing: parts written by other
+/// instances sharing the bucket are added, parts deleted by them removed, parts replaced by
+/// a compacted part dropped (and deleted). Cost: one listing, plus one index read per new
+/// part.
+pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
     let listed = shared.parts.list()?;
-    let mut loaded = Vec::with_capacity(listed.len());
-    for (key, size) in listed {
-        let index = read_index(shared, &key, size)?;
-        loaded.push(Part { key, size, index });
+    let known: HashMap<PartKey, Arc<LoadedPart>> = {
+        let v = shared.view.read();
+        v.parts
+            .values()
+            .flat_map(|l| l.iter())
+            .map(|p| (p.part.key.clone(), p.clone()))
+            .collect()
+    };
+    let mut fresh = Vec::new();
+    for (key, size) in &listed {
+        if known.contains_key(key) {
+            continue;
+        }
+        match read_index(shared, key, *size) {
+            Ok(index) => fresh.push(Part {
+                key: key.clone(),
+                size: *size,
+                index,
+            }),
+            // Deleted by another instance between the listing and now.
+            Err(StoreError::PartGone(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
-    let superseded: HashSet<(String, String)> = loaded
-        .iter()
+    let listed_keys: HashSet<&PartKey> = listed.iter().map(|(k, _)| k).collect();
+    let superseded: HashSet<(String, String)> = known
+        .values()
+        .map(|p| &p.part)
+        .chain(fresh.iter())
         .flat_map(|p| {
             p.index
                 .supersedes
@@ -247,9 +277,10 @@ pub(crate) fn load_parts(shared: &Shared) -> Result<(), StoreError> {
                 .map(|s| (p.key.tenant.clone(), s.clone()))
         })
         .collect();
-    let mut v = shared.view.write();
-    for part in loaded {
-        if superseded.contains(&(part.key.tenant.clone(), part.key.name.clone())) {
+    let is_superseded = |k: &PartKey| superseded.contains(&(k.tenant.clone(), k.name.clone()));
+    let mut add: Vec<(u32, Arc<LoadedPart>)> = Vec::new();
+    for part in fresh {
+        if is_superseded(&part.key) {
             tracing::info!(part = %part.key, "deleting a part replaced by compaction");
             shared.parts.delete(&part.key)?;
             continue;
@@ -264,9 +295,30 @@ pub(crate) fn load_parts(shared: &Shared) -> Result<(), StoreError> {
                 .collect()
         };
         let by_id = sorted_pairs(&ids);
-        let list = v.parts.entry(tenant.num).or_default();
+        add.push((tenant.num, Arc::new(LoadedPart { part, by_id })));
+    }
+    let mut v = shared.view.write();
+    for list in v.parts.values_mut() {
+        if list
+            .iter()
+            .any(|p| is_superseded(&p.part.key) || !listed_keys.contains(&p.part.key))
+        {
+            // Parts published after our listing are still in the view: keep them.
+            let next: Vec<Arc<LoadedPart>> = list
+                .iter()
+                .filter(|p| {
+                    !is_superseded(&p.part.key)
+                        && (listed_keys.contains(&p.part.key) || !known.contains_key(&p.part.key))
+                })
+                .cloned()
+                .collect();
+            *list = Arc::new(next);
+        }
+    }
+    for (tnum, p) in add {
+        let list = v.parts.entry(tnum).or_default();
         let mut next = list.as_ref().clone();
-        next.push(Arc::new(LoadedPart { part, by_id }));
+        next.push(p);
         *list = Arc::new(next);
     }
     Ok(())

@@ -37,9 +37,15 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Nudge>) {
 /// One round of upkeep; errors are logged and counted, the next round retries.
 pub(crate) fn pass(shared: &Shared) {
     let _one_at_a_time = shared.maintain_lock.lock();
+    if !shared.parts.is_local()
+        && let Err(e) = crate::store::flush::sync_parts(shared)
+    {
+        tracing::warn!(error = %e, "listing the bucket failed; retrying later");
+    }
     enforce_retention(shared);
     enforce_disk_budget(shared);
-    if !shared.closing.load(Ordering::Relaxed)
+    if shared.cfg.compaction
+        && !shared.closing.load(Ordering::Relaxed)
         && let Err(e) = crate::compact::compact(shared)
     {
         tracing::warn!(error = %e, "compaction failed; retrying later");
@@ -85,6 +91,10 @@ pub(crate) fn over_budget(shared: &Shared) -> u64 {
 /// Deletes the oldest parts (by newest entry, across tenants) until the store is within
 /// its disk budget. Only parts are deleted: the WAL and heads hold the newest data.
 pub(crate) fn enforce_disk_budget(shared: &Shared) {
+    if !shared.parts.is_local() {
+        // Parts in a bucket take no local disk; the cache has a budget of its own.
+        return;
+    }
     let mut over = over_budget(shared);
     if over == 0 {
         return;

@@ -1,0 +1,140 @@
+//! Parts in object storage through `object_store`: a local directory served as a bucket
+//! (`file://`), and a real S3 server (Garage) when `KIROKU_TEST_S3_ENDPOINT`,
+//! `KIROKU_TEST_S3_BUCKET`, `KIROKU_TEST_S3_ACCESS_KEY` and `KIROKU_TEST_S3_SECRET_KEY` are
+//! set (`scripts/garage` starts one and prints them).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kiroku_store::backend::ObjectStoreConfig;
+use kiroku_store::{Store, StoreConfig};
+use logql::Direction;
+
+fn cfg(data: &std::path::Path, bucket: &ObjectStoreConfig) -> StoreConfig {
+    let mut c = config(data);
+    c.object_store = Some(bucket.clone());
+    c
+}
+
+fn entries(from: i64, n: i64) -> Vec<Entry> {
+    (from..from + n)
+        .map(|i| {
+            (
+                i,
+                format!("entry {i} {}", "z".repeat((i % 50) as usize)),
+                vec![],
+            )
+        })
+        .collect()
+}
+
+/// Two instances with their own data directories share one bucket: each reads what the
+/// other wrote once it reopens, compaction and retention work on the bucket, and nothing
+/// of the parts is kept on local disk but the cache.
+fn shared_bucket_round_trip(bucket: ObjectStoreConfig) {
+    let rt = rt();
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let a = labels(r#"{app="a"}"#);
+    let b = labels(r#"{app="b"}"#);
+    {
+        let s1 = Store::open(cfg(one.path(), &bucket)).unwrap();
+        for round in 0..4 {
+            append(&rt, &s1, "fake", &[(a.clone(), entries(round * 100, 100))]);
+            s1.flush().unwrap();
+        }
+        assert!(
+            !one.path().join("parts").exists(),
+            "parts are not written locally"
+        );
+        let s2 = Store::open(cfg(two.path(), &bucket)).unwrap();
+        append(&rt, &s2, "fake", &[(b.clone(), entries(1000, 10))]);
+        s2.close(Duration::from_secs(30)).unwrap();
+        s1.maintain(); // lists the bucket again; compacts its 4 parts of one day into one
+        assert_eq!(s1.metrics().compactions, 1);
+        let got = read(
+            &s1.reader(&["fake".into()]),
+            &all(),
+            0,
+            i64::MAX,
+            Direction::Forward,
+            ALL_COLUMNS,
+        );
+        assert_eq!(
+            got.len(),
+            2,
+            "s1 sees what s2 wrote after listing the bucket again"
+        );
+        s1.close(Duration::from_secs(30)).unwrap();
+    }
+    // A third instance with an empty data directory sees everything.
+    let three = tempfile::tempdir().unwrap();
+    let s3 = Store::open(cfg(three.path(), &bucket)).unwrap();
+    let r = s3.reader(&["fake".into()]);
+    let got = read(&r, &all(), 0, i64::MAX, Direction::Backward, ALL_COLUMNS);
+    let mut want_a = entries(0, 400);
+    want_a.reverse();
+    let mut want_b = entries(1000, 10);
+    want_b.reverse();
+    assert_eq!(got, vec![(a.clone(), want_a), (b.clone(), want_b)]);
+    assert_eq!(
+        s3.metrics().parts,
+        2,
+        "the compacted part replaced the four it merged"
+    );
+    // Time retention deletes from the bucket.
+    drop(s3);
+    let mut c = cfg(three.path(), &bucket);
+    c.retention = Some(1);
+    let s3 = Store::open(c).unwrap();
+    s3.maintain();
+    assert_eq!(s3.metrics().parts, 0);
+    drop(s3);
+    let s4 = Store::open(cfg(tempfile::tempdir().unwrap().path(), &bucket)).unwrap();
+    assert_eq!(
+        s4.metrics().parts,
+        0,
+        "deleted from the bucket, not only from the view"
+    );
+}
+
+#[test]
+fn parts_in_a_file_bucket() {
+    let bucket = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/kiroku", bucket.path().display());
+    shared_bucket_round_trip(ObjectStoreConfig::new(url));
+    assert!(bucket.path().join("kiroku").exists());
+}
+
+#[test]
+fn parts_in_s3() {
+    let Ok(endpoint) = std::env::var("KIROKU_TEST_S3_ENDPOINT") else {
+        eprintln!(
+            "KIROKU_TEST_S3_ENDPOINT not set: skipping the S3 test (scripts/garage starts a server)"
+        );
+        return;
+    };
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set with KIROKU_TEST_S3_ENDPOINT"))
+    };
+    let prefix = format!("test-{}", std::process::id());
+    let mut bucket =
+        ObjectStoreConfig::new(format!("s3://{}/{prefix}", var("KIROKU_TEST_S3_BUCKET")));
+    bucket.options = vec![
+        ("aws_endpoint".into(), endpoint),
+        ("aws_access_key_id".into(), var("KIROKU_TEST_S3_ACCESS_KEY")),
+        (
+            "aws_secret_access_key".into(),
+            var("KIROKU_TEST_S3_SECRET_KEY"),
+        ),
+        (
+            "aws_region".into(),
+            std::env::var("KIROKU_TEST_S3_REGION").unwrap_or_else(|_| "garage".into()),
+        ),
+        ("aws_allow_http".into(), "true".into()),
+        ("aws_virtual_hosted_style_request".into(), "false".into()),
+    ];
+    shared_bucket_round_trip(bucket);
+}
