@@ -176,6 +176,7 @@ export function timeseries(el: HTMLElement, series: Series[], startMs: number, e
       { stroke: axisColor, grid: { stroke: gridColor, width: 1 } },
       { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, size: 60 },
     ],
+    legend: { show: false },
     series: [{}, ...series.map((s, i) => ({ label: seriesName(s.metric), stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false, points: { show: xs.length < 60 } }))],
     hooks: {
       setSelect: [
@@ -205,4 +206,25 @@ export function levelLegend(totals: Record<string, number>): HTMLElement {
     { class: 'legend' },
     LEVELS.filter((l) => totals[l]).map((l) => h('span', { class: 'legend-item' }, h('i', { class: 'swatch', style: `background:${LEVEL_COLORS[l]}` }), `${l} ${totals[l].toLocaleString()}`)),
   );
+}
+
+/** Each series' labels with its last, maximum and mean value, under a metric chart. */
+export function seriesTable(series: Series[]): HTMLElement {
+  const fmt = (v: number) => (Number.isInteger(v) ? v.toLocaleString() : v.toPrecision(4));
+  const rows = series.map((s, i) => {
+    const vals = s.values.map(([, v]) => Number(v)).filter(Number.isFinite);
+    const last = vals.length ? vals[vals.length - 1] : NaN;
+    const max = vals.length ? Math.max(...vals) : NaN;
+    const mean = vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : NaN;
+    return h(
+      'tr',
+      null,
+      h('td', null, h('i', { class: 'swatch', style: `background:${PALETTE[i % PALETTE.length]}` })),
+      h('td', { class: 'field-name' }, seriesName(s.metric)),
+      h('td', { class: 'num' }, Number.isNaN(last) ? '—' : fmt(last)),
+      h('td', { class: 'num' }, Number.isNaN(max) ? '—' : fmt(max)),
+      h('td', { class: 'num' }, Number.isNaN(mean) ? '—' : fmt(mean)),
+    );
+  });
+  return h('table', { class: 'series-table', 'data-testid': 'series-table' }, h('thead', null, h('tr', null, h('th'), h('th', null, 'Series'), h('th', { class: 'num' }, 'Last'), h('th', { class: 'num' }, 'Max'), h('th', { class: 'num' }, 'Mean'))), h('tbody', null, rows));
 }

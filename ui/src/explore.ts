@@ -4,7 +4,7 @@
 
 import * as api from './api';
 import type { LogLine } from './api';
-import { histogram, levelLegend, timeseries, type Marker } from './chart';
+import { histogram, levelLegend, seriesTable, timeseries, type Marker } from './chart';
 import { h, clear } from './dom';
 import { createEditor, type Editor, type Suggestions } from './editor';
 import { parseLogfmt } from './fields';
@@ -156,7 +156,10 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
         if (ctl.signal.aborted) return;
         destroyCharts();
         const series = res.kind === 'matrix' || res.kind === 'vector' ? res.series : [];
-        if (series.length) charts.push(timeseries(chartBox, series, r.startMs, r.endMs, zoom));
+        if (series.length) {
+          charts.push(timeseries(chartBox, series, r.startMs, r.endMs, zoom));
+          legendBox.appendChild(seriesTable(series));
+        }
         else chartBox.appendChild(h('div', { class: 'empty' }, 'No data in this time range.'));
         status.textContent = `${series.length} series · ${Math.round(performance.now() - started)} ms`;
         return;

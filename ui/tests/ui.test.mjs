@@ -164,7 +164,7 @@ test('autocompletion offers label names, then values', async () => {
 test('a metric query is drawn as a time series chart', async () => {
   const { page, errors, close } = await openPage(env, `/?q=${q('sum by (app) (count_over_time({namespace="shop"} [5m]))')}`);
   await page.waitForSelector('[data-testid=chart] canvas');
-  await until('series in the legend', async () => /app="api"/.test(await page.textContent('[data-testid=chart]')));
+  await until('series in the table', async () => /app="api"/.test(await page.textContent('[data-testid=series-table]')));
   assert.match(await statusText(page), /series/);
   assert.equal(await page.$('[data-testid=log-list]:not([hidden])'), null);
   await screenshot(page, 'metric');
