@@ -200,11 +200,21 @@ export function timeseries(el: HTMLElement, series: Series[], startMs: number, e
   };
 }
 
-export function levelLegend(totals: Record<string, number>): HTMLElement {
+/** The levels under the histogram with their counts; clicking one keeps only that level. */
+export function levelLegend(totals: Record<string, number>, onPick: (level: Level) => void): HTMLElement {
   return h(
     'div',
     { class: 'legend' },
-    LEVELS.filter((l) => totals[l]).map((l) => h('span', { class: 'legend-item' }, h('i', { class: 'swatch', style: `background:${LEVEL_COLORS[l]}` }), `${l} ${totals[l].toLocaleString()}`)),
+    LEVELS.filter((l) => totals[l]).map((l) =>
+      l === 'unknown'
+        ? h('span', { class: 'legend-item' }, h('i', { class: 'swatch', style: `background:${LEVEL_COLORS[l]}` }), `${l} ${totals[l].toLocaleString()}`)
+        : h(
+            'button',
+            { class: 'legend-item legend-button', title: `Show only ${l} lines`, 'data-level': l, onclick: () => onPick(l) },
+            h('i', { class: 'swatch', style: `background:${LEVEL_COLORS[l]}` }),
+            `${l} ${totals[l].toLocaleString()}`,
+          ),
+    ),
   );
 }
 

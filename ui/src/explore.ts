@@ -188,7 +188,7 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
       else if (v && (v.kind === 'matrix' || v.kind === 'vector')) {
         const hg = histogram(chartBox, v.series, r.startMs, r.endMs, step, m, zoom);
         charts.push(hg);
-        legendBox.appendChild(levelLegend(hg.totals));
+        legendBox.appendChild(levelLegend(hg.totals, (level) => applyFilter('metadata', 'detected_level', level, false, null)));
         if (m.length) legendBox.appendChild(h('span', { class: 'legend-item termination-legend' }, `✕ ${m.length} container termination${m.length > 1 ? 's' : ''}`));
       }
     } catch (e) {

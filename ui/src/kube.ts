@@ -24,6 +24,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
 
   const nsBox = h('nav', { class: 'ns-list', 'data-testid': 'namespaces', 'aria-label': 'Namespaces' });
   const main = h('div', { class: 'kube-main', 'data-testid': 'kube-main' });
+  const podFilter = h('input', { type: 'search', placeholder: 'Filter pods', 'aria-label': 'Filter pods', 'data-testid': 'pod-filter', value: params.get('pod') ?? '', oninput: () => applyPodFilter() });
   const status = h('div', { class: 'status', role: 'status' });
   const picker = new TimePicker(range, (r) => {
     range = r;
@@ -36,14 +37,31 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
     h(
       'div',
       { class: 'kube-page' },
-      h('div', { class: 'toolbar' }, h('h2', null, 'Kubernetes'), h('span', { class: 'muted' }, 'pods from their logs, including pods that no longer exist'), h('span', { class: 'spacer' }), picker.el),
+      h('div', { class: 'toolbar' }, h('h2', null, 'Kubernetes'), h('span', { class: 'muted' }, 'pods from their logs, including pods that no longer exist'), h('span', { class: 'spacer' }), podFilter, picker.el),
       status,
       h('div', { class: 'kube-columns' }, nsBox, main),
     ),
   );
 
+  /** Hides the pods (and workloads) whose name does not contain the filter text. */
+  function applyPodFilter() {
+    const f = podFilter.value.trim().toLowerCase();
+    for (const section of main.querySelectorAll<HTMLElement>('.workload')) {
+      let shown = 0;
+      for (const row of section.querySelectorAll<HTMLElement>('.pod-row')) {
+        const hide = f !== '' && !(row.dataset.pod ?? '').toLowerCase().includes(f);
+        row.hidden = hide;
+        const notes = row.nextElementSibling as HTMLElement | null;
+        if (notes?.classList.contains('pod-notes')) notes.hidden = hide;
+        if (!hide) shown++;
+      }
+      section.hidden = shown === 0;
+    }
+    saveUrl();
+  }
+
   function saveUrl() {
-    record('kubernetes', { ns: ns || undefined, from: range.from === 'now-24h' ? undefined : range.from, to: range.to === 'now' ? undefined : range.to }, false);
+    record('kubernetes', { ns: ns || undefined, pod: podFilter.value.trim() || undefined, from: range.from === 'now-24h' ? undefined : range.from, to: range.to === 'now' ? undefined : range.to }, false);
   }
 
   function ns_range() {
@@ -178,6 +196,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
         }
       }
       draw(sortPods([...pods.values()]), r.endMs);
+      applyPodFilter();
       if (other.length) {
         main.prepend(
           h(

@@ -119,6 +119,23 @@ test('expanding a line shows labels, structured metadata and JSON fields; filter
   await close();
 });
 
+test('clicking a level under the histogram keeps only that level', async () => {
+  const { page, errors, close } = await openPage(env, `/?q=${q('{app="api"}')}`);
+  await waitForLines(page);
+  await page.click('.legend-button[data-level=error]');
+  await until('the level filter in the query', async () => (await page.textContent('.cm-content')) === '{app="api"} | detected_level="error"');
+  await until('only error lines', async () => {
+    const rows = await page.$$eval('[data-testid=log-row]', (els) => els.slice(0, 30).map((e) => e.className));
+    return rows.length > 0 && rows.every((c) => c.includes('lvl-error'));
+  });
+  await until('a histogram of errors only', async () => {
+    const legend = await page.textContent('.chart-legend');
+    return /error/.test(legend) && !/info/.test(legend);
+  });
+  assert.deepEqual(errors, []);
+  await close();
+});
+
 test('ANSI colours are drawn as colours, not escape codes', async () => {
   const { page, close } = await openPage(env, `/?q=${q('{app="legacy"}')}`);
   await waitForLines(page);
@@ -188,6 +205,10 @@ test('the Kubernetes view lists the OOMKilled pod, newest problem first, and ope
   assert.match(await page.textContent('.pod-notes'), /BackOff/);
   assert.match(await page.textContent('[data-testid=namespace-warnings]'), /ReplicaSet\/payments-5f6d7c8b9 FailedCreate ×12: Error creating: pods "payments-5f6d7c8b9-" is forbidden/);
   await screenshot(page, 'kubernetes');
+  await page.fill('[data-testid=pod-filter]', 'api-');
+  await until('only the api pods', async () => (await page.$$eval('[data-testid=pod-row]:not([hidden])', (r) => r.map((e) => e.dataset.pod))).join() === 'api-7c9d8b5f4-m6t8z,api-7c9d8b5f4-x2k9p');
+  assert.ok(page.url().includes('pod=api-'), page.url());
+  await page.fill('[data-testid=pod-filter]', '');
   await page.click(row);
   await until('the pod query in Explore', async () => decodeURIComponent(page.url()).includes(`pod="${TERMINATION_POD}"`));
   await waitForLines(page);
