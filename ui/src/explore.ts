@@ -143,7 +143,12 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
     const q = query();
     if (editor.get().trim()) hist.remember(q);
     saveUrl(push);
-    if (live) startTail();
+    if (live) {
+      // Live: the tail alone fills the list; a histogram of the past would sit still.
+      destroyCharts();
+      startTail();
+      return;
+    }
     const r = rangeNs();
     const step = stepFor(r);
     status.className = 'status';
@@ -323,7 +328,7 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
         if (list.size === 0) list.set(lines);
         else list.prepend(lines, LIVE_MAX);
         status.className = 'status';
-        status.textContent = `Live · ${received.toLocaleString()} lines received${dropped ? ` · ${dropped} dropped by the server` : ''}`;
+        status.textContent = `Live · ${received.toLocaleString()} line${received === 1 ? '' : 's'} received${dropped ? ` · ${dropped} dropped by the server` : ''}`;
       },
       (state, reason) => {
         if (state === 'open') {
