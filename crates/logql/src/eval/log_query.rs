@@ -152,6 +152,7 @@ pub(crate) fn eval(
         all.extend(r?.into_vec());
     }
     all.sort();
+    dedup(&mut all);
     all.truncate(limit);
     Ok(assemble(all, categorize))
 }
@@ -188,6 +189,10 @@ impl Worker<'_, '_> {
         let stream_labels = cursor.labels().clone();
         let mut sp = self.pipeline.for_stream(&stream_labels);
         let mut pos = 0u32;
+        // Entries of this stream at the current timestamp, to drop exact duplicates (same
+        // time, labels and line after the pipeline), as Loki's merge does.
+        let mut same_ts: Vec<(Arc<Labels>, String)> = Vec::new();
+        let mut cur_ts = i64::MIN;
         loop {
             if let (Some(b), Some(next)) = (self.bound(), cursor.peek_bound())
                 && worse(self.forward, next, b)
@@ -231,11 +236,20 @@ impl Worker<'_, '_> {
                         v
                     }
                 };
+                let line = String::from_utf8_lossy(p.line).into_owned();
+                if ts != cur_ts {
+                    cur_ts = ts;
+                    same_ts.clear();
+                }
+                if same_ts.iter().any(|(l, s)| *l == labels && *s == line) {
+                    continue;
+                }
+                same_ts.push((labels.clone(), line.clone()));
                 let c = Candidate {
                     ts,
                     labels,
                     seq: (idx, pos),
-                    line: String::from_utf8_lossy(p.line).into_owned(),
+                    line,
                     categories,
                     forward: self.forward,
                 };
@@ -256,6 +270,25 @@ impl Worker<'_, '_> {
             }
         }
     }
+}
+
+/// Drops entries equal in time, labels and line to an earlier one (from another stream).
+fn dedup(all: &mut Vec<Candidate>) {
+    let mut out: Vec<Candidate> = Vec::with_capacity(all.len());
+    let mut run_start = 0;
+    for c in all.drain(..) {
+        if out
+            .last()
+            .is_none_or(|l| l.ts != c.ts || l.labels != c.labels)
+        {
+            run_start = out.len();
+        }
+        if out[run_start..].iter().any(|o| o.line == c.line) {
+            continue;
+        }
+        out.push(c);
+    }
+    *all = out;
 }
 
 /// Groups the chosen entries (best first) into result streams.

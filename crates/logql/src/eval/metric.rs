@@ -171,6 +171,13 @@ fn node(
     check_limit: bool,
 ) -> Result<Value, QueryError> {
     Ok(match e {
+        SampleExpr::Range(r) if r.op == RangeOp::AvgOverTime && splits_avg(r) => {
+            let set = split_avg(ctx, r, steps)?;
+            if check_limit {
+                check_series_limit(ctx, &set)?;
+            }
+            Value::Series(set)
+        }
         SampleExpr::Range(r) => {
             let set = range_aggregation(ctx, r, steps, pushed)?;
             if check_limit {
@@ -235,6 +242,57 @@ fn node(
         SampleExpr::Literal(v) => Value::Scalar(*v),
         SampleExpr::Paren(e) => node(ctx, e, steps, pushed, check_limit)?,
     })
+}
+
+/// Whether Loki 3.7 evaluates this `avg_over_time` as a sum divided by a count: when it
+/// has a grouping that changes labels.
+fn splits_avg(r: &RangeAggregation) -> bool {
+    r.grouping
+        .as_ref()
+        .is_some_and(|g| !(g.without && g.labels.is_empty()))
+}
+
+/// `avg_over_time(X | unwrap v [r]) by (g)` as Loki 3.7's query frontend runs it:
+/// `sum by (g) (sum_over_time(X | unwrap v [r])) / sum by (g) (count_over_time(X [r]))`.
+/// The count leg drops the unwrap and its filters, so it also counts lines without the
+/// label (changing the average) and meets parser errors (failing the query unless they
+/// are filtered out before the unwrap), exactly as Loki answers.
+fn split_avg(ctx: &Ctx<'_>, r: &RangeAggregation, steps: &Steps) -> Result<SeriesSet, QueryError> {
+    let Some(g) = &r.grouping else {
+        return range_aggregation(ctx, r, steps, None);
+    };
+    let sum = RangeAggregation {
+        op: RangeOp::SumOverTime,
+        param: None,
+        range: r.range.clone(),
+        grouping: None,
+    };
+    let mut count_range = r.range.clone();
+    let unwrap = count_range.unwrap.take();
+    let count = RangeAggregation {
+        op: RangeOp::CountOverTime,
+        param: None,
+        range: count_range,
+        grouping: None,
+    };
+    let mut count_group = g.clone();
+    if count_group.without
+        && let Some(u) = &unwrap
+    {
+        count_group.labels.push(u.label.clone());
+    }
+    let lhs = range_aggregation(ctx, &sum, steps, Some(group_of(Some(g))))?;
+    let lhs = vector::aggregate(VectorOp::Sum, None, Some(g), &lhs, steps.n);
+    let rhs = range_aggregation(ctx, &count, steps, Some(group_of(Some(&count_group))))?;
+    let rhs = vector::aggregate(VectorOp::Sum, None, Some(&count_group), &rhs, steps.n);
+    let div = crate::ast::BinaryExpr {
+        op: crate::ast::BinaryOp::Div,
+        lhs: Box::new(SampleExpr::Literal(0.0)),
+        rhs: Box::new(SampleExpr::Literal(0.0)),
+        return_bool: false,
+        matching: None,
+    };
+    binary::vectors(&div, lhs, rhs, steps.n)
 }
 
 fn series(v: Value) -> Result<SeriesSet, QueryError> {
@@ -306,7 +364,7 @@ fn range_aggregation(
             continue;
         }
         if s.error.is_some() {
-            let t = s.samples.first().map_or(i64::MAX, |x| x.0);
+            let t = s.first_ts;
             if first_error.is_none_or(|(ft, _)| t < ft) {
                 first_error = Some((t, i));
             }

@@ -1,7 +1,7 @@
 //! Range functions: a series' samples in each step's window `(t - range, t]` (shifted back
 //! by `offset`) reduced to one value, with Loki's arithmetic.
 
-use super::samples::SampleSeries;
+use super::samples::{Buckets, SampleSeries};
 use super::{Series, Steps};
 use crate::ast::RangeOp;
 
@@ -16,6 +16,12 @@ pub(crate) fn evaluate(
     range: i64,
     offset: i64,
 ) -> Series {
+    if let Some(b) = &s.buckets {
+        return Series {
+            labels: s.labels.clone(),
+            points: from_buckets(op, unwrapped, b, steps.n, range),
+        };
+    }
     let samples = &s.samples;
     let mut points = Vec::new();
     let (mut lo, mut hi) = (0usize, 0usize);
@@ -40,6 +46,48 @@ pub(crate) fn evaluate(
         labels: s.labels.clone(),
         points,
     }
+}
+
+/// Additive functions from per-interval sums and counts: step `i`'s window is buckets
+/// `i ..= i + k - 1` where `k = buckets - steps + 1`.
+fn from_buckets(
+    op: RangeOp,
+    unwrapped: bool,
+    b: &Buckets,
+    n: usize,
+    range: i64,
+) -> Vec<(u32, f64)> {
+    let k = b.sum.len() + 1 - n;
+    let secs = range as f64 / 1e9;
+    let mut points = Vec::new();
+    let (mut sum, mut count) = (0.0f64, 0u64);
+    for j in 0..b.sum.len() {
+        sum += b.sum[j];
+        count += u64::from(b.count[j]);
+        if j >= k {
+            sum -= b.sum[j - k];
+            count -= u64::from(b.count[j - k]);
+        }
+        if j + 1 < k || count == 0 {
+            continue;
+        }
+        let i = j + 1 - k;
+        // A window's sum recomputed when the sliding sum may have drifted.
+        let window_sum = if k > 1 && b.sum[j + 1 - k..=j].iter().any(|x| x.fract() != 0.0) {
+            b.sum[j + 1 - k..=j].iter().sum()
+        } else {
+            sum
+        };
+        let v = match op {
+            RangeOp::CountOverTime => count as f64,
+            RangeOp::Rate if unwrapped => window_sum / secs,
+            RangeOp::Rate => count as f64 / secs,
+            RangeOp::BytesRate => window_sum / secs,
+            _ => window_sum,
+        };
+        points.push((i as u32, v));
+    }
+    points
 }
 
 fn apply(
@@ -194,10 +242,11 @@ mod tests {
     #[test]
     fn windows_are_left_open() {
         let s = SampleSeries {
-            key: 0,
             labels: protocol::Labels::new(),
             samples: vec![(10, 1.0), (20, 1.0), (30, 1.0)],
+            buckets: None,
             error: None,
+            first_ts: 10,
         };
         let steps = Steps::range(20, 40, 10);
         let out = evaluate(RangeOp::CountOverTime, None, false, &s, &steps, 10, 0);

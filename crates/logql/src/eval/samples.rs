@@ -4,17 +4,22 @@
 //!
 //! Streams are read in parallel; storage is asked for lines and structured metadata only
 //! when the query needs them, so `sum(rate({app="x"}[1m]))` reads timestamps alone.
+//! Additive functions (`count_over_time`, `rate`, `bytes_*`, `sum_over_time`) over a range
+//! that is a whole number of steps keep only a sum and a count per step interval instead
+//! of the samples, so their memory does not grow with the data. Without a pipeline the
+//! labels come straight from the stream and its structured metadata, computed once per
+//! distinct metadata combination of a batch.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use protocol::Labels;
+use protocol::{Label, Labels};
 
 use super::{Ctx, Steps, group_labels};
 use crate::ast::{RangeAggregation, RangeOp};
 use crate::engine::QueryError;
 use crate::pipeline::Pipeline;
-use crate::source::{Columns, Direction, Select, StreamCursor};
+use crate::source::{Batch, Columns, Direction, Select, StreamCursor};
 
 /// How samples' labels are reduced before they form series.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,14 +34,100 @@ pub(crate) enum SampleGroup {
     NoLabels,
 }
 
-/// One series of samples, in time order.
+impl SampleGroup {
+    fn apply(&self, all: Labels) -> Labels {
+        match self {
+            SampleGroup::All => all,
+            SampleGroup::By(n) => group_labels(&all, n, false),
+            SampleGroup::Without(n) => group_labels(&all, n, true),
+            SampleGroup::NoLabels => Labels::new(),
+        }
+    }
+}
+
+/// Per-interval sums and counts of an additive function's samples. Bucket `j` holds the
+/// samples of `(t_{j-k} - offset, t_{j-k+1} - offset]`, so step `i`'s window is buckets
+/// `i ..= i + k - 1`.
+#[derive(Debug, Clone)]
+pub(crate) struct Buckets {
+    pub sum: Vec<f64>,
+    pub count: Vec<u32>,
+}
+
+/// One series of samples (in time order) or, for additive functions, of buckets.
 #[derive(Debug, Clone)]
 pub(crate) struct SampleSeries {
-    pub key: u64,
     pub labels: Labels,
     pub samples: Vec<(i64, f64)>,
+    pub buckets: Option<Buckets>,
     /// The `__error__` value when the series carries one that the query must report.
     pub error: Option<String>,
+    /// The first sample's time, to report the earliest error.
+    pub first_ts: i64,
+}
+
+/// Where a sample goes when buckets are used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketGeometry {
+    /// Buckets per window.
+    pub k: usize,
+    pub len: usize,
+    start: i64,
+    step: i64,
+    offset: i64,
+    instant: bool,
+}
+
+impl BucketGeometry {
+    /// Buckets for `r` over `steps`, when its function is additive and its range a whole
+    /// number of steps (or the query is instant: one window).
+    pub fn for_range(r: &RangeAggregation, steps: &Steps) -> Option<BucketGeometry> {
+        let additive = matches!(
+            r.op,
+            RangeOp::CountOverTime
+                | RangeOp::Rate
+                | RangeOp::BytesOverTime
+                | RangeOp::BytesRate
+                | RangeOp::SumOverTime
+        );
+        if !additive {
+            return None;
+        }
+        let range = r.range.interval;
+        if steps.n == 1 {
+            return Some(BucketGeometry {
+                k: 1,
+                len: 1,
+                start: steps.start,
+                step: steps.step,
+                offset: r.range.offset,
+                instant: true,
+            });
+        }
+        if range <= 0 || range % steps.step != 0 {
+            return None;
+        }
+        let k = (range / steps.step) as usize;
+        Some(BucketGeometry {
+            k,
+            len: steps.n + k - 1,
+            start: steps.start,
+            step: steps.step,
+            offset: r.range.offset,
+            instant: false,
+        })
+    }
+
+    fn index(&self, ts: i64) -> Option<usize> {
+        if self.instant {
+            return Some(0);
+        }
+        // The first step i with ts <= t_i - offset.
+        let d = ts + self.offset - self.start;
+        let i = -((-d).div_euclid(self.step));
+        let j = i + self.k as i64 - 1;
+        (0..self.len as i64).contains(&j).then_some(j as usize)
+    }
 }
 
 const ERROR_LABEL: &str = "__error__";
@@ -58,8 +149,6 @@ pub(crate) fn collect(
         .map_err(|e| QueryError::Pipeline(e.to_string()))?;
     let bytes = matches!(r.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
     let has_stages = !range.log.pipeline.is_empty() || range.unwrap.is_some();
-    // Without stages and labels, a stream is one series: no lines, no metadata.
-    let constant = !has_stages && *group == SampleGroup::NoLabels;
     let required = pipeline.required_text();
     let select = Select {
         matchers: &range.log.selector,
@@ -68,7 +157,7 @@ pub(crate) fn collect(
         direction: Direction::Forward,
         columns: Columns {
             lines: pipeline.needs_lines() || (bytes && has_stages),
-            metadata: !constant,
+            metadata: has_stages || *group != SampleGroup::NoLabels,
         },
         required: required.as_ref(),
     };
@@ -91,8 +180,8 @@ pub(crate) fn collect(
         preserve_errors,
         bytes,
         has_stages,
-        constant,
         unwrap: range.unwrap.is_some(),
+        buckets: BucketGeometry::for_range(r, steps),
     };
     let results: Vec<Result<Acc, QueryError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..ctx.workers())
@@ -119,12 +208,11 @@ pub(crate) fn collect(
     });
     let mut merged = Acc::default();
     for r in results {
-        let acc = r?;
-        for s in acc.series {
-            match merged.index.get(&s.key) {
-                Some(&i) => merged.series[i].samples.extend(s.samples),
+        for s in r?.series {
+            match merged.index.get(&s.labels) {
+                Some(&i) => merge_into(&mut merged.series[i], s),
                 None => {
-                    merged.index.insert(s.key, merged.series.len());
+                    merged.index.insert(s.labels.clone(), merged.series.len());
                     merged.series.push(s);
                 }
             }
@@ -138,10 +226,23 @@ pub(crate) fn collect(
     Ok(merged.series)
 }
 
+fn merge_into(into: &mut SampleSeries, s: SampleSeries) {
+    into.samples.extend(s.samples);
+    into.first_ts = into.first_ts.min(s.first_ts);
+    if let (Some(a), Some(b)) = (&mut into.buckets, s.buckets) {
+        for (x, y) in a.sum.iter_mut().zip(b.sum) {
+            *x += y;
+        }
+        for (x, y) in a.count.iter_mut().zip(b.count) {
+            *x += y;
+        }
+    }
+}
+
 #[derive(Default)]
 struct Acc {
     series: Vec<SampleSeries>,
-    index: HashMap<u64, usize>,
+    index: HashMap<Labels, usize>,
 }
 
 struct Job<'a> {
@@ -151,22 +252,111 @@ struct Job<'a> {
     preserve_errors: bool,
     bytes: bool,
     has_stages: bool,
-    constant: bool,
     unwrap: bool,
+    buckets: Option<BucketGeometry>,
 }
 
 impl Job<'_> {
+    /// The series index for `labels`, created if new.
+    fn series(
+        &self,
+        acc: &mut Acc,
+        labels: Labels,
+        error: Option<String>,
+    ) -> Result<usize, QueryError> {
+        if let Some(&i) = acc.index.get(&labels) {
+            return Ok(i);
+        }
+        let mut size = 64
+            + labels
+                .iter()
+                .map(|l| l.name.len() + l.value.len() + 48)
+                .sum::<usize>();
+        let buckets = self.buckets.map(|g| {
+            size += g.len * 12;
+            Buckets {
+                sum: vec![0.0; g.len],
+                count: vec![0; g.len],
+            }
+        });
+        self.ctx.charge(size)?;
+        acc.index.insert(labels.clone(), acc.series.len());
+        acc.series.push(SampleSeries {
+            labels,
+            samples: Vec::new(),
+            buckets,
+            error,
+            first_ts: i64::MAX,
+        });
+        Ok(acc.series.len() - 1)
+    }
+
+    fn add(&self, s: &mut SampleSeries, ts: i64, v: f64) -> usize {
+        s.first_ts = s.first_ts.min(ts);
+        match (&mut s.buckets, self.buckets) {
+            (Some(b), Some(g)) => {
+                if let Some(j) = g.index(ts) {
+                    b.sum[j] += v;
+                    b.count[j] += 1;
+                }
+                0
+            }
+            _ => {
+                s.samples.push((ts, v));
+                16
+            }
+        }
+    }
+
     fn read_stream(&self, cursor: &mut dyn StreamCursor, acc: &mut Acc) -> Result<(), QueryError> {
         let stream_labels = cursor.labels().clone();
-        if self.constant {
-            return self.read_constant(cursor, acc);
+        if self.has_stages {
+            return self.read_with_pipeline(&stream_labels, cursor, acc);
         }
-        let mut sp = self.pipeline.for_stream(&stream_labels);
-        // The series index of the last key seen, to skip the map for runs of one series.
-        let mut last: Option<(u64, usize)> = None;
+        // Labels from the stream and its metadata, computed once per distinct metadata
+        // combination of a batch.
+        let mut cache: HashMap<Vec<u32>, usize> = HashMap::new();
+        let no_meta = self.series(acc, self.group.apply(stream_labels.clone()), None)?;
         while let Some(batch) = cursor.next_batch()? {
             self.ctx.check_time()?;
-            let mut added = 0usize;
+            cache.clear();
+            let mut held = 0;
+            for i in 0..batch.len() {
+                let ids = metadata_ids(batch, i);
+                let idx = if ids.is_empty() || *self.group == SampleGroup::NoLabels {
+                    no_meta
+                } else if let Some(&idx) = cache.get(ids) {
+                    idx
+                } else {
+                    let labels = self.group.apply(merge_metadata(&stream_labels, batch, ids));
+                    let idx = self.series(acc, labels, None)?;
+                    cache.insert(ids.to_vec(), idx);
+                    idx
+                };
+                let v = if self.bytes {
+                    batch.line_lengths[i] as f64
+                } else {
+                    1.0
+                };
+                held += self.add(&mut acc.series[idx], batch.timestamps[i], v);
+            }
+            self.ctx.charge(held)?;
+        }
+        Ok(())
+    }
+
+    fn read_with_pipeline(
+        &self,
+        stream_labels: &Labels,
+        cursor: &mut dyn StreamCursor,
+        acc: &mut Acc,
+    ) -> Result<(), QueryError> {
+        let mut sp = self.pipeline.for_stream(stream_labels);
+        // Label-set hash to series, for this stream.
+        let mut cache: HashMap<u64, usize> = HashMap::new();
+        while let Some(batch) = cursor.next_batch()? {
+            self.ctx.check_time()?;
+            let mut held = 0;
             for i in 0..batch.len() {
                 let ts = batch.timestamps[i];
                 let Some(p) = sp.process(ts, batch.line(i), batch.metadata(i)) else {
@@ -178,11 +368,7 @@ impl Job<'_> {
                         None => continue,
                     }
                 } else if self.bytes {
-                    if self.has_stages {
-                        p.line.len() as f64
-                    } else {
-                        batch.line_lengths[i] as f64
-                    }
+                    p.line.len() as f64
                 } else {
                     1.0
                 };
@@ -198,87 +384,54 @@ impl Job<'_> {
                         SampleGroup::NoLabels => 0,
                     }
                 };
-                let idx = match last {
-                    Some((k, i)) if k == key => i,
-                    _ => {
-                        let idx = match acc.index.get(&key) {
-                            Some(&i) => i,
-                            None => {
-                                let all = p.labels.to_labels();
-                                let labels = if report.is_some() {
-                                    all
-                                } else {
-                                    match self.group {
-                                        SampleGroup::All => all,
-                                        SampleGroup::By(n) => group_labels(&all, n, false),
-                                        SampleGroup::Without(n) => group_labels(&all, n, true),
-                                        SampleGroup::NoLabels => Labels::new(),
-                                    }
-                                };
-                                self.ctx.charge(
-                                    labels
-                                        .iter()
-                                        .map(|l| l.name.len() + l.value.len() + 48)
-                                        .sum::<usize>()
-                                        + 64,
-                                )?;
-                                acc.index.insert(key, acc.series.len());
-                                acc.series.push(SampleSeries {
-                                    key,
-                                    labels,
-                                    samples: Vec::new(),
-                                    error: report.map(str::to_string),
-                                });
-                                acc.series.len() - 1
-                            }
+                let idx = match cache.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        let all = p.labels.to_labels();
+                        let labels = if report.is_some() {
+                            all
+                        } else {
+                            self.group.apply(all)
                         };
-                        last = Some((key, idx));
+                        let idx = self.series(acc, labels, report.map(str::to_string))?;
+                        cache.insert(key, idx);
                         idx
                     }
                 };
-                acc.series[idx].samples.push((ts, value));
-                added += 1;
+                held += self.add(&mut acc.series[idx], ts, value);
             }
-            self.ctx.charge(added * 16)?;
+            self.ctx.charge(held)?;
         }
         Ok(())
     }
+}
 
-    /// A stream without pipeline into a single unlabelled series.
-    fn read_constant(
-        &self,
-        cursor: &mut dyn StreamCursor,
-        acc: &mut Acc,
-    ) -> Result<(), QueryError> {
-        let idx = match acc.index.get(&0) {
-            Some(&i) => i,
-            None => {
-                acc.index.insert(0, acc.series.len());
-                acc.series.push(SampleSeries {
-                    key: 0,
-                    labels: Labels::new(),
-                    samples: Vec::new(),
-                    error: None,
-                });
-                acc.series.len() - 1
-            }
-        };
-        while let Some(batch) = cursor.next_batch()? {
-            self.ctx.check_time()?;
-            self.ctx.charge(batch.len() * 16)?;
-            let s = &mut acc.series[idx].samples;
-            if self.bytes {
-                s.extend(
-                    batch
-                        .timestamps
-                        .iter()
-                        .zip(&batch.line_lengths)
-                        .map(|(&t, &l)| (t, l as f64)),
-                );
-            } else {
-                s.extend(batch.timestamps.iter().map(|&t| (t, 1.0)));
-            }
-        }
-        Ok(())
+fn metadata_ids(b: &Batch, i: usize) -> &[u32] {
+    if b.metadata_offsets.is_empty() {
+        return &[];
     }
+    &b.metadata_ids[b.metadata_offsets[i] as usize..b.metadata_offsets[i + 1] as usize]
+}
+
+/// A stream's labels with an entry's structured metadata. A metadata name that is also a
+/// stream label becomes `name_extracted`, as in Loki.
+fn merge_metadata(stream: &Labels, b: &Batch, ids: &[u32]) -> Labels {
+    let mut all: Vec<Label> = stream.iter().cloned().collect();
+    for &id in ids {
+        let Some((n, v)) = b.metadata_dict.get(id as usize) else {
+            continue;
+        };
+        let name = if stream.get(n).is_some() {
+            format!("{n}_extracted")
+        } else {
+            n.clone()
+        };
+        all.push(Label {
+            name,
+            value: v.clone(),
+        });
+    }
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all.dedup_by(|a, b| a.name == b.name);
+    Labels::from_sorted(all)
 }
