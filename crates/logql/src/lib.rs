@@ -19,6 +19,7 @@ mod parser;
 pub mod pipeline;
 pub mod printer;
 pub mod source;
+pub mod template;
 
 pub use engine::{Engine, InstantQuery, Limits, QueryError, RangeQuery};
 pub use parser::{ParseError, parse};

@@ -16,7 +16,8 @@ pub(crate) fn parse_float(s: &str) -> Result<f64, String> {
     if body.is_empty() {
         return Err(syntax());
     }
-    let lower_special = |t: &str| t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity");
+    let lower_special =
+        |t: &str| t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity");
     if lower_special(body) {
         return Ok(if b[0] == b'-' {
             f64::NEG_INFINITY

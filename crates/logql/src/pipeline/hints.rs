@@ -72,10 +72,6 @@ impl Hints {
         }
     }
 
-    pub(crate) fn is_all(&self) -> bool {
-        !self.no_labels && self.required.is_empty()
-    }
-
     pub(crate) fn should_extract(&self, name: &str) -> bool {
         self.required.is_empty() || self.required.iter().any(|r| r == name)
     }

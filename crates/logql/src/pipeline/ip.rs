@@ -21,7 +21,10 @@ fn parse_addr(s: &str) -> Option<(IpAddr, bool)> {
             Some(_) => return None,
             None => (s, false),
         };
-        return addr.parse::<Ipv6Addr>().ok().map(|a| (IpAddr::V6(a), zoned));
+        return addr
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|a| (IpAddr::V6(a), zoned));
     }
     parse_v4(s).map(|a| (IpAddr::V4(a), false))
 }
@@ -81,7 +84,10 @@ impl IpMatcher {
         {
             return Ok(IpMatcher::Range(f, t));
         }
-        Err(format!("ip: invalid pattern: {}", protocol::quote::quote(pattern)))
+        Err(format!(
+            "ip: invalid pattern: {}",
+            protocol::quote::quote(pattern)
+        ))
     }
 
     fn contains(&self, ip: &IpAddr) -> bool {

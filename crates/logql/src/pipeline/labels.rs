@@ -291,7 +291,7 @@ impl LabelSet {
 
     /// Visits every current label (as Loki's `UnsortedLabels`): stream labels not hidden,
     /// metadata not hidden, parsed labels, then the error labels.
-    pub(crate) fn for_each_current(&self, mut f: impl FnMut(&str, &str, Category)) {
+    pub(crate) fn for_each_current<'s>(&'s self, mut f: impl FnMut(&'s str, &'s str, Category)) {
         for p in &self.stream {
             let n = self.str(p.name);
             if self.hidden_stream(n) {
@@ -391,7 +391,7 @@ impl LabelSet {
                 });
             }
         }
-        let mut err_name = |set: &mut LabelSet, name: &str, value: Span, view: &mut Vec<Slot>| {
+        let err_name = |set: &mut LabelSet, name: &str, value: Span, view: &mut Vec<Slot>| {
             let name = set.push_text(name);
             view.push(Slot {
                 name,

@@ -26,14 +26,17 @@ pub(crate) enum Filter {
     True,
     /// Matches every line that is not empty.
     Exists,
-    Contains(memmem::Finder<'static>),
-    /// ASCII case-insensitive substrings (one or several, any of them).
-    AnyOf(AhoCorasick),
+    Contains(Box<memmem::Finder<'static>>),
+    /// Substrings (one or several, any of them), optionally ASCII case-insensitive.
+    AnyOf {
+        ac: AhoCorasick,
+        needles: Vec<String>,
+        ci: bool,
+    },
     Regex(regex::bytes::Regex),
     Pattern(Pattern),
     Ip(IpMatcher),
     Not(Box<Filter>),
-    And(Vec<Filter>),
     Or(Vec<Filter>),
 }
 
@@ -44,12 +47,11 @@ impl Filter {
             Filter::True => true,
             Filter::Exists => !line.is_empty(),
             Filter::Contains(f) => f.find(line).is_some(),
-            Filter::AnyOf(ac) => ac.is_match(line),
+            Filter::AnyOf { ac, .. } => ac.is_match(line),
             Filter::Regex(r) => r.is_match(line),
             Filter::Pattern(p) => p.test(line),
             Filter::Ip(ip) => ip.matches_in(line),
             Filter::Not(f) => !f.matches(line),
-            Filter::And(fs) => fs.iter().all(|f| f.matches(line)),
             Filter::Or(fs) => fs.iter().any(|f| f.matches(line)),
         }
     }
@@ -96,9 +98,9 @@ fn merge_or(legs: Vec<Filter>) -> Filter {
     match needles.len() {
         0 => {}
         1 => rest.insert(0, contains(&needles[0])),
-        _ => match build_ac(&needles, false) {
-            Ok(ac) => rest.insert(0, Filter::AnyOf(ac)),
-            Err(_) => {
+        _ => match any_of(&needles, false) {
+            Some(f) => rest.insert(0, f),
+            None => {
                 for n in needles {
                     rest.insert(0, contains(&n));
                 }
@@ -111,12 +113,17 @@ fn merge_or(legs: Vec<Filter>) -> Filter {
     Filter::Or(rest)
 }
 
-fn build_ac(needles: &[Vec<u8>], ci: bool) -> Result<AhoCorasick, String> {
-    AhoCorasickBuilder::new()
+fn any_of(needles: &[Vec<u8>], ci: bool) -> Option<Filter> {
+    let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(ci)
         .match_kind(MatchKind::LeftmostFirst)
         .build(needles)
-        .map_err(|e| e.to_string())
+        .ok()?;
+    let needles = needles
+        .iter()
+        .map(|n| String::from_utf8(n.clone()).ok())
+        .collect::<Option<Vec<String>>>()?;
+    Some(Filter::AnyOf { ac, needles, ci })
 }
 
 fn leg(op: LineFilterOp, v: &LineFilterValue) -> Result<Filter, String> {
@@ -144,7 +151,7 @@ fn contains(needle: &[u8]) -> Filter {
     if needle.is_empty() {
         Filter::True
     } else {
-        Filter::Contains(memmem::Finder::new(needle).into_owned())
+        Filter::Contains(Box::new(memmem::Finder::new(needle).into_owned()))
     }
 }
 
@@ -170,6 +177,16 @@ fn simplify(a: &Ast) -> Option<Filter> {
     if is_dot_plus(a) {
         return Some(Filter::Exists);
     }
+    if let Some((lit, ci)) = starred_literal(a) {
+        if ci && !lit.is_ascii() {
+            return None;
+        }
+        return if ci {
+            any_of(&[lit.into_bytes()], true)
+        } else {
+            Some(contains(lit.as_bytes()))
+        };
+    }
     let (alts, ci) = literal_alternatives(a)?;
     if alts.iter().any(|l| l.is_empty()) {
         // `a|` matches everything.
@@ -182,14 +199,12 @@ fn simplify(a: &Ast) -> Option<Filter> {
         return Some(contains(alts[0].as_bytes()));
     }
     let needles: Vec<Vec<u8>> = alts.into_iter().map(String::into_bytes).collect();
-    build_ac(&needles, ci).ok().map(Filter::AnyOf)
+    any_of(&needles, ci)
 }
 
 fn strip_groups(a: &Ast) -> &Ast {
     match a {
-        Ast::Group(g) if !matches!(g.kind, ast::GroupKind::NonCapturing(_)) => {
-            strip_groups(&g.ast)
-        }
+        Ast::Group(g) if !matches!(g.kind, ast::GroupKind::NonCapturing(_)) => strip_groups(&g.ast),
         Ast::Group(g) => match &g.kind {
             ast::GroupKind::NonCapturing(flags) if flags.items.is_empty() => strip_groups(&g.ast),
             _ => a,
@@ -256,6 +271,38 @@ fn literal_alternatives(a: &Ast) -> Option<(Vec<String>, bool)> {
         }
         other => Some((vec![literal_text(other)?], ci)),
     }
+}
+
+/// `.*literal.*`, `literal.*`, `.*literal` (optionally `(?i)`): for a line, the same as
+/// containing the literal.
+fn starred_literal(a: &Ast) -> Option<(String, bool)> {
+    let Ast::Concat(c) = strip_groups(a) else {
+        return None;
+    };
+    let (items, ci) = match c.asts.first() {
+        Some(Ast::Flags(f)) if only_case_insensitive(&f.flags) => (&c.asts[1..], true),
+        _ => (&c.asts[..], false),
+    };
+    let mut lit = String::new();
+    let mut stars = 0;
+    let mut seen_lit = false;
+    let mut after_lit = false;
+    for x in items {
+        match x {
+            Ast::Literal(l) if !after_lit => {
+                lit.push(l.c);
+                seen_lit = true;
+            }
+            _ if is_empty_or_dot_star(x) && !matches!(x, Ast::Empty(_)) => {
+                stars += 1;
+                if seen_lit {
+                    after_lit = true;
+                }
+            }
+            _ => return None,
+        }
+    }
+    (stars > 0 && !lit.is_empty()).then_some((lit, ci))
 }
 
 fn only_case_insensitive(flags: &ast::Flags) -> bool {
@@ -325,10 +372,19 @@ mod tests {
         ));
         assert!(matches!(
             f(LineFilterOp::Regex, &["ERROR|FATAL"]),
-            Filter::AnyOf(_)
+            Filter::AnyOf { .. }
         ));
         let ci = f(LineFilterOp::Regex, &["(?i)TIMEOUT"]);
-        assert!(matches!(ci, Filter::AnyOf(_)));
+        assert!(matches!(ci, Filter::AnyOf { ci: true, .. }));
+        assert!(matches!(
+            f(LineFilterOp::Regex, &[".*error.*"]),
+            Filter::Contains(_)
+        ));
+        assert!(f(LineFilterOp::Regex, &["(?i).*error"]).matches(b"an ERROR"));
+        assert!(matches!(
+            f(LineFilterOp::Regex, &[".*err.*or"]),
+            Filter::Regex(_)
+        ));
         assert!(ci.matches(b"Upstream Timeout"));
         assert!(matches!(f(LineFilterOp::Regex, &[""]), Filter::True));
         assert!(matches!(f(LineFilterOp::Regex, &[".*"]), Filter::True));

@@ -152,14 +152,22 @@ fn repetition_len(s: &[char]) -> Option<usize> {
 
 /// Compiles a Go regex for matching lines (bytes).
 pub(crate) fn compile_bytes(go: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::Regex::new(&translate(go))
-        .map_err(|e| format!("error parsing regexp {go:?}: {}", first_line(&e.to_string())))
+    regex::bytes::Regex::new(&translate(go)).map_err(|e| {
+        format!(
+            "error parsing regexp {go:?}: {}",
+            first_line(&e.to_string())
+        )
+    })
 }
 
 /// Compiles a Go regex for matching label values and template strings.
 pub(crate) fn compile_str(go: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&translate(go))
-        .map_err(|e| format!("error parsing regexp {go:?}: {}", first_line(&e.to_string())))
+    regex::Regex::new(&translate(go)).map_err(|e| {
+        format!(
+            "error parsing regexp {go:?}: {}",
+            first_line(&e.to_string())
+        )
+    })
 }
 
 fn first_line(s: &str) -> String {

@@ -1,0 +1,574 @@
+//! The `json` and `unpack` parsers.
+//!
+//! Loki reads JSON with a lenient scanner (grafana/jsonparser) rather than a validating
+//! decoder, and its answers show it: values are found by scanning for their end, arrays
+//! are skipped without being looked into, text after the closing `}` is ignored, and the
+//! error messages are the scanner's (`Value looks like object, but can't find closing '}'
+//! symbol`). This module scans the same way, over the line's bytes, without building a
+//! tree: keys and values go straight into the label arena.
+
+use super::hints::Hints;
+use super::labels::{DUPLICATE_SUFFIX, LabelSet};
+use super::text::{push_sanitized, push_spaced, trim_go_space};
+
+pub(crate) const JSON_ERR: &str = "JSONParserErr";
+
+/// The scanner's errors, with its exact messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanError {
+    MalformedJson,
+    MalformedString,
+    MalformedArray,
+    MalformedObject,
+    UnknownValueType,
+    MalformedStringEscape,
+}
+
+impl ScanError {
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            ScanError::MalformedJson => "Malformed JSON error",
+            ScanError::MalformedString => "Value is string, but can't find closing '\"' symbol",
+            ScanError::MalformedArray => "Value is array, but can't find closing ']' symbol",
+            ScanError::MalformedObject => {
+                "Value looks like object, but can't find closing '}' symbol"
+            }
+            ScanError::UnknownValueType => "Unknown value type",
+            ScanError::MalformedStringEscape => {
+                "Encountered an invalid escape sequence in a string"
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    String,
+    Number,
+    Object,
+    Array,
+    Boolean,
+    Null,
+}
+
+/// Offset of the next byte that is not JSON whitespace.
+pub(crate) fn next_token(data: &[u8]) -> Option<usize> {
+    data.iter()
+        .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+}
+
+/// The end of a string body (after the closing quote) and whether it has escapes.
+pub(crate) fn string_end(data: &[u8]) -> Option<(usize, bool)> {
+    let mut escaped = false;
+    for (i, &c) in data.iter().enumerate() {
+        if c == b'"' {
+            if !escaped {
+                return Some((i + 1, false));
+            }
+            // Count the backslashes right before: an even number means the quote ends it.
+            let mut j = i;
+            let mut n = 0;
+            while j > 0 && data[j - 1] == b'\\' {
+                n += 1;
+                j -= 1;
+            }
+            if n % 2 == 0 {
+                return Some((i + 1, true));
+            }
+        } else if c == b'\\' {
+            escaped = true;
+        }
+    }
+    None
+}
+
+/// The end of an array or object starting at `data[0]`, skipping strings.
+pub(crate) fn block_end(data: &[u8], open: u8, close: u8) -> Option<usize> {
+    let mut level = 0i32;
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'"' => {
+                let (se, _) = string_end(&data[i + 1..])?;
+                i += se;
+            }
+            c if c == open => level += 1,
+            c if c == close => {
+                level -= 1;
+                if level == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn token_end(data: &[u8]) -> usize {
+    data.iter()
+        .position(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t' | b',' | b'}' | b']'))
+        .unwrap_or(data.len())
+}
+
+/// The value at the start of `data` (after whitespace): its bytes (a string without its
+/// quotes), its kind, and where it ends.
+pub(crate) fn get_value(data: &[u8]) -> Result<(&[u8], Kind, usize), ScanError> {
+    let off = next_token(data).ok_or(ScanError::MalformedJson)?;
+    let rest = &data[off..];
+    match rest[0] {
+        b'"' => {
+            let (end, _) = string_end(&rest[1..]).ok_or(ScanError::MalformedString)?;
+            Ok((&rest[1..end], Kind::String, off + end + 1))
+        }
+        b'[' => {
+            let end = block_end(rest, b'[', b']').ok_or(ScanError::MalformedArray)?;
+            Ok((&rest[..end], Kind::Array, off + end))
+        }
+        b'{' => {
+            let end = block_end(rest, b'{', b'}').ok_or(ScanError::MalformedObject)?;
+            Ok((&rest[..end], Kind::Object, off + end))
+        }
+        c => {
+            let end = token_end(rest);
+            let v = &rest[..end];
+            let kind = match c {
+                b't' | b'f' if v == b"true" || v == b"false" => Kind::Boolean,
+                b'n' | b'u' if v == b"null" => Kind::Null,
+                b'0'..=b'9' | b'-' => Kind::Number,
+                _ => return Err(ScanError::UnknownValueType),
+            };
+            Ok((v, kind, off + end))
+        }
+    }
+}
+
+/// Calls `f(key, value, kind)` for each member of the object at the start of `data`,
+/// with jsonparser's `ObjectEach` rules. `key_buf` holds unescaped keys.
+pub(crate) fn object_each<E: From<ScanError>>(
+    data: &[u8],
+    key_buf: &mut Vec<u8>,
+    mut f: impl FnMut(&[u8], &[u8], Kind) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut off = next_token(data).ok_or(ScanError::MalformedObject)?;
+    if data[off] != b'{' {
+        return Err(ScanError::MalformedObject.into());
+    }
+    off += 1;
+    off += next_token(&data[off..]).ok_or(ScanError::MalformedJson)?;
+    if data[off] == b'}' {
+        return Ok(());
+    }
+    while off < data.len() {
+        match data[off] {
+            b'"' => off += 1,
+            b'}' => return Ok(()),
+            _ => return Err(ScanError::MalformedObject.into()),
+        }
+        let (end, escaped) = string_end(&data[off..]).ok_or(ScanError::MalformedJson)?;
+        let raw_key = &data[off..off + end - 1];
+        off += end;
+        let key: &[u8] = if escaped {
+            key_buf.clear();
+            unescape_into(raw_key, key_buf).map_err(|_| ScanError::MalformedStringEscape)?;
+            key_buf
+        } else {
+            raw_key
+        };
+        off += next_token(&data[off..]).ok_or(ScanError::MalformedJson)?;
+        if data[off] != b':' {
+            return Err(ScanError::MalformedJson.into());
+        }
+        off += 1;
+        let (value, kind, end) = get_value(&data[off..])?;
+        f(key, value, kind)?;
+        off += end;
+        off += next_token(&data[off..]).ok_or(ScanError::MalformedArray)?;
+        match data[off] {
+            b'}' => return Ok(()),
+            b',' => off += 1,
+            _ => return Err(ScanError::MalformedObject.into()),
+        }
+        off += next_token(&data[off..]).ok_or(ScanError::MalformedArray)?;
+    }
+    Err(ScanError::MalformedObject.into())
+}
+
+/// jsonparser's `Unescape`: JSON escapes, surrogate pairs; appends to `out`.
+pub(crate) fn unescape_into(mut s: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    while let Some(i) = memchr::memchr(b'\\', s) {
+        out.extend_from_slice(&s[..i]);
+        s = &s[i..];
+        let e = *s.get(1).ok_or(())?;
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            s = &s[2..];
+            continue;
+        }
+        if e != b'u' {
+            return Err(());
+        }
+        let r = hex4(s).ok_or(())?;
+        let (c, used) = if !(0xD800..=0xDFFF).contains(&r) {
+            (char::from_u32(r), 6)
+        } else {
+            let r2 = s.get(6..).and_then(hex4).ok_or(())?;
+            if s.get(6..8) != Some(b"\\u") || r2 < 0xDC00 {
+                return Err(());
+            }
+            let combined = 0x10000 + ((r.wrapping_sub(0xD800)) << 10) + r2.wrapping_sub(0xDC00);
+            (char::from_u32(combined), 12)
+        };
+        let c = c.unwrap_or('\u{FFFD}');
+        let mut b = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        s = &s[used..];
+    }
+    out.extend_from_slice(s);
+    Ok(())
+}
+
+/// The code unit of a `\uXXXX` at the start of `s`.
+fn hex4(s: &[u8]) -> Option<u32> {
+    if s.len() < 6 || s[0] != b'\\' || s[1] != b'u' {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in &s[2..6] {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Appends a JSON string value as Loki reads it: unescaped (an invalid escape gives the
+/// empty string), invalid UTF-8 turned into spaces.
+pub(crate) fn push_json_string(out: &mut String, raw: &[u8], scratch: &mut Vec<u8>) {
+    if memchr::memchr(b'\\', raw).is_none() {
+        push_spaced(out, raw);
+        return;
+    }
+    scratch.clear();
+    if unescape_into(raw, scratch).is_ok() {
+        push_spaced(out, scratch);
+    }
+}
+
+/// The `json` parser without parameters: every scalar member becomes a label, nested
+/// objects flattened with `_`, arrays and nulls ignored.
+#[derive(Debug, Default)]
+pub(crate) struct JsonParser {
+    /// Key parts of the enclosing objects: byte ranges into `parts`.
+    prefix: Vec<(usize, usize)>,
+    parts: Vec<u8>,
+    key_buf: Vec<u8>,
+    name: String,
+    scratch: Vec<u8>,
+}
+
+/// Why scanning stopped early.
+enum Stop {
+    Scan(ScanError),
+    /// Every hinted label is extracted.
+    Done,
+}
+
+impl From<ScanError> for Stop {
+    fn from(e: ScanError) -> Stop {
+        Stop::Scan(e)
+    }
+}
+
+impl JsonParser {
+    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) {
+        if hints.no_labels(labels) {
+            return;
+        }
+        self.prefix.clear();
+        self.parts.clear();
+        if let Err(Stop::Scan(e)) = self.object(line, labels, hints) {
+            labels.set_err(JSON_ERR);
+            labels.set_err_details(e.message());
+        }
+    }
+
+    fn object(&mut self, data: &[u8], labels: &mut LabelSet, hints: &Hints) -> Result<(), Stop> {
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        let r = object_each(data, &mut key_buf, |key, value, kind| {
+            match kind {
+                Kind::String | Kind::Number | Kind::Boolean => {
+                    self.value(key, value, kind, labels, hints)
+                }
+                Kind::Object => {
+                    let start = self.parts.len();
+                    self.parts.extend_from_slice(key);
+                    self.prefix.push((start, self.parts.len()));
+                    self.build_name(None);
+                    let r = if hints.should_extract_prefix(&self.name) {
+                        self.object(value, labels, hints)
+                    } else {
+                        Ok(())
+                    };
+                    self.prefix.pop();
+                    self.parts.truncate(start);
+                    return r;
+                }
+                Kind::Array | Kind::Null => Ok(()),
+            }?;
+            if hints.all_extracted(labels) {
+                return Err(Stop::Done);
+            }
+            Ok(())
+        });
+        self.key_buf = key_buf;
+        r
+    }
+
+    /// The flattened, sanitised name of the current prefix plus `key`.
+    fn build_name(&mut self, key: Option<&[u8]>) {
+        self.name.clear();
+        for &(s, e) in &self.prefix {
+            let part = &self.parts[s..e];
+            if trim_go_space(part).is_empty() {
+                continue;
+            }
+            if !self.name.is_empty() {
+                self.name.push('_');
+            }
+            push_sanitized(&mut self.name, part);
+        }
+        if let Some(k) = key
+            && !trim_go_space(k).is_empty()
+        {
+            if !self.name.is_empty() {
+                self.name.push('_');
+            }
+            push_sanitized(&mut self.name, k);
+        }
+    }
+
+    fn value(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        kind: Kind,
+        labels: &mut LabelSet,
+        hints: &Hints,
+    ) -> Result<(), Stop> {
+        self.build_name(Some(key));
+        if self.name.is_empty() {
+            return Ok(());
+        }
+        if labels.collides(&self.name) {
+            self.name.push_str(DUPLICATE_SUFFIX);
+        }
+        if !hints.should_extract(&self.name) || labels.extracted(&self.name) {
+            return Ok(());
+        }
+        let mut w = labels.value_writer();
+        match kind {
+            Kind::String => push_json_string(w.buf(), value, &mut self.scratch),
+            Kind::Number => push_spaced(w.buf(), value),
+            _ => w
+                .buf()
+                .push_str(if value == b"true" { "true" } else { "false" }),
+        }
+        let v = w.finish();
+        labels.set_parsed_value(&self.name, v);
+        Ok(())
+    }
+}
+
+/// `unpack`: the labels and `_entry` line that Promtail's `pack` stage wrote as JSON.
+#[derive(Debug, Default)]
+pub(crate) struct Unpack {
+    key_buf: Vec<u8>,
+    /// Pending (name, value) pairs, flushed only when the object had an `_entry`.
+    pending: String,
+    spans: Vec<(usize, usize, usize)>,
+    scratch: Vec<u8>,
+}
+
+const PACKED_ENTRY: &[u8] = b"_entry";
+
+impl Unpack {
+    /// Unpacks `line`; when it had an `_entry`, the entry is written to `entry` and `true`
+    /// returned.
+    pub(crate) fn process(
+        &mut self,
+        line: &[u8],
+        labels: &mut LabelSet,
+        hints: &Hints,
+        entry: &mut Vec<u8>,
+    ) -> bool {
+        if line.is_empty() || hints.no_labels(labels) {
+            return false;
+        }
+        if line[0] != b'{' {
+            labels.set_err(JSON_ERR);
+            labels.set_err_details("expecting json object(6), but it is not");
+            return false;
+        }
+        self.pending.clear();
+        self.spans.clear();
+        let mut packed = false;
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        let pending = &mut self.pending;
+        let spans = &mut self.spans;
+        let scratch = &mut self.scratch;
+        let r = object_each(line, &mut key_buf, |key, value, kind| {
+            if kind != Kind::String {
+                return Ok::<(), ScanError>(());
+            }
+            if key == PACKED_ENTRY {
+                entry.clear();
+                unescape_into(value, entry).map_err(|_| ScanError::MalformedStringEscape)?;
+                packed = true;
+                return Ok(());
+            }
+            let start = pending.len();
+            // The collision check sees the raw key; the label gets the sanitised one.
+            let raw = String::from_utf8_lossy(key);
+            let collides = labels.collides(&raw);
+            push_sanitized(pending, key);
+            if collides {
+                pending.push_str(DUPLICATE_SUFFIX);
+            }
+            let name_end = pending.len();
+            let name = &pending[start..name_end];
+            if name.is_empty() || !hints.should_extract(name) || labels.extracted(name) {
+                pending.truncate(start);
+                return Ok(());
+            }
+            push_json_string(pending, value, scratch);
+            spans.push((start, name_end, pending.len()));
+            Ok(())
+        });
+        self.key_buf = key_buf;
+        if let Err(e) = r {
+            labels.set_err(JSON_ERR);
+            labels.set_err_details(e.message());
+            return false;
+        }
+        if packed {
+            for &(s, m, e) in &self.spans {
+                labels.set_parsed(&self.pending[s..m], &self.pending[m..e]);
+            }
+        }
+        packed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::Labels;
+
+    fn parse(line: &str) -> Vec<(String, String)> {
+        let stream = Labels::from_pairs([("app", "api"), ("level", "x")]);
+        let mut set = LabelSet::for_stream(&stream);
+        set.reset();
+        set.add_metadata("trace_id", "t1");
+        JsonParser::default().process(line.as_bytes(), &mut set, &Hints::all());
+        set.finish(None);
+        set.iter()
+            .filter(|(n, _, _)| *n != "app" && *n != "level" && *n != "trace_id")
+            .map(|(n, v, _)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn flattens_and_sanitises() {
+        let got = parse(
+            r#"{"level": "info", "status": 503, "ok": true, "n": null, "user": {"id": 214, "name": "alice", "roles": ["reader"]}, "request": {"headers": {"user-agent": "curl"}}, "trace_id": "x", "1a": "b"}"#,
+        );
+        assert_eq!(
+            got,
+            pairs(&[
+                ("_1a", "b"),
+                ("level_extracted", "info"),
+                ("ok", "true"),
+                ("request_headers_user_agent", "curl"),
+                ("status", "503"),
+                ("trace_id_extracted", "x"),
+                ("user_id", "214"),
+                ("user_name", "alice"),
+            ])
+        );
+    }
+
+    #[test]
+    fn escapes_and_first_wins() {
+        assert_eq!(
+            parse(r#"{"a": "x\"y\u00e9\ud83d\ude00", "a": "second", "b": "bad\q"}"#),
+            pairs(&[("a", "x\"yé😀"), ("b", "")])
+        );
+    }
+
+    #[test]
+    fn errors_like_jsonparser() {
+        let err = |line: &str| {
+            let mut set = LabelSet::for_stream(&Labels::new());
+            set.reset();
+            JsonParser::default().process(line.as_bytes(), &mut set, &Hints::all());
+            set.err_details().map(str::to_string)
+        };
+        assert_eq!(
+            err("not json at all"),
+            Some("Value looks like object, but can't find closing '}' symbol".into())
+        );
+        assert_eq!(err(r#"{"a": tru}"#), Some("Unknown value type".into()));
+        assert_eq!(
+            err(r#"{"a": 1"#),
+            Some("Value is array, but can't find closing ']' symbol".into())
+        );
+        assert_eq!(
+            err(r#"{"a": "x}"#),
+            Some("Value is string, but can't find closing '\"' symbol".into())
+        );
+        assert_eq!(err(r#"  {"a": 1} trailing"#), None);
+        assert_eq!(err("{}"), None);
+        assert_eq!(
+            err(""),
+            Some("Value looks like object, but can't find closing '}' symbol".into())
+        );
+    }
+
+    #[test]
+    fn unpacks_entries() {
+        let stream = Labels::from_pairs([("app", "api")]);
+        let mut set = LabelSet::for_stream(&stream);
+        set.reset();
+        let mut entry = Vec::new();
+        let mut u = Unpack::default();
+        let packed = u.process(
+            br#"{"_entry": "hello \"x\"", "app": "a", "pod": "p", "n": 1}"#,
+            &mut set,
+            &Hints::all(),
+            &mut entry,
+        );
+        assert!(packed);
+        assert_eq!(entry, br#"hello "x""#);
+        set.finish(None);
+        assert_eq!(set.get("pod"), Some("p"));
+        assert_eq!(set.get("app_extracted"), Some("a"));
+        assert_eq!(set.get("n"), None);
+    }
+}
