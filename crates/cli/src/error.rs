@@ -147,7 +147,7 @@ impl fmt::Display for BadQuery {
 
 /// A hint for errors whose fix is a query change the server's message does not spell out.
 pub(crate) fn refused_hint(message: &str) -> Option<&'static str> {
-    if message.starts_with("pipeline error") {
+    if message.starts_with("pipeline error") && !message.contains("__error__") {
         Some(
             "drop the lines the parser cannot read with `| __error__=\"\"`, or look at them with `| __error__!=\"\"`",
         )

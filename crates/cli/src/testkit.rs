@@ -193,3 +193,87 @@ fn http_client() -> Result<reqwest::Client, String> {
         .build()
         .map_err(|e| e.to_string())
 }
+
+/// What a finished `kiroku` client command printed, and how it exited.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// The exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Runs `bin args…` to completion (killed after `timeout`) with an environment free of the
+/// caller's `KIROKU_*`, `LOKI_*` and `NO_COLOR`, plus `env`.
+pub fn run_cli(bin: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> CliOutput {
+    use std::io::Read;
+    let mut child = match cli_command(bin, args, env).stdout(Stdio::piped()).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return CliOutput {
+                code: None,
+                stdout: String::new(),
+                stderr: format!("cannot start {}: {e}", bin.display()),
+            };
+        }
+    };
+    // Read both pipes while waiting, so a large output cannot fill a pipe and stall.
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut s);
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut s);
+        }
+        s
+    });
+    let until = Instant::now() + timeout;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+    CliOutput {
+        code,
+        stdout,
+        stderr,
+    }
+}
+
+/// The command [`run_cli`] runs, for callers that read its output as it comes
+/// (`--follow`): stdin closed, stderr piped, the caller's client settings removed.
+pub fn cli_command(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("KIROKU_") || k.starts_with("LOKI_") || k == "NO_COLOR" {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
