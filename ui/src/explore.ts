@@ -180,7 +180,7 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
       const lines = res.kind === 'streams' ? res.lines : [];
       if (!live) {
         if (lines.length) list.set(lines);
-        else list.message('No lines in this time range. Widen the time range or loosen the query.');
+        else list.message(q === DEFAULT_QUERY ? firstSteps() : 'No lines in this time range. Widen the time range or loosen the query.');
         // A full page means there may be older lines: fetch them when the reader gets there.
         older = lines.length >= limit ? { query: q, start: r.start, loading: false } : null;
       }
@@ -389,6 +389,21 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
       return false;
     },
   };
+}
+
+/** What an empty server shows: how to send it logs. */
+function firstSteps(): HTMLElement {
+  const base = `${location.origin}${api.basePath()}`;
+  const ts = `$(date +%s)000000000`;
+  const curl = `curl -H 'Content-Type: application/json' ${base}loki/api/v1/push \\\n  -d '{"streams":[{"stream":{"app":"hello"},"values":[["'${ts}'","hello, kiroku"]]}]}'`;
+  return h(
+    'div',
+    { class: 'first-steps', 'data-testid': 'first-steps' },
+    h('h3', null, 'No logs in the last hour'),
+    h('p', null, 'kiroku speaks the Loki push API: point Promtail, Grafana Alloy, Fluent Bit, Vector or the OpenTelemetry Collector at ', h('code', null, `${base}loki/api/v1/push`), ', run ', h('code', null, 'kiroku agent'), ' in a Kubernetes cluster, or try:'),
+    h('pre', null, curl),
+    h('p', { class: 'muted' }, 'Older logs? Widen the time range (t).'),
+  );
 }
 
 /** Container terminations in the selected streams, for markers on the histogram. */

@@ -261,7 +261,7 @@ export class LogList {
   }
 
   /** Empties the list and says why. */
-  message(text: string): void {
+  message(text: string | Node): void {
     this.lines = [];
     this.expanded.clear();
     this.reflow();

@@ -45,13 +45,15 @@ export async function until(what, check, ms = 20_000) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-export async function startKiroku() {
+/** A `kiroku server` on a free port with an empty data directory; its log is kept as
+ *  test-output/ui/kiroku-<name>.log. */
+export async function startKiroku(name = 'server') {
   const bin = process.env.KIROKU_BIN ?? join(root, 'target', 'debug', 'kiroku');
   if (!existsSync(bin)) throw new Error(`no kiroku binary at ${bin}: run cargo build -p kiroku`);
   const dataDir = mkdtempSync(join(tmpdir(), 'kiroku-ui-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const logPath = join(outDir, 'kiroku-server.log');
+  const logPath = join(outDir, `kiroku-${name}.log`);
   mkdirSync(outDir, { recursive: true });
   const child = spawn(bin, ['server', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--retention', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];
@@ -120,6 +122,15 @@ async function startFront(upstream) {
   return { url: `http://127.0.0.1:${port}`, stop: () => new Promise((ok) => (server.closeAllConnections?.(), server.close(() => ok()))) };
 }
 
+/** Where the browser opens the UI of `kiroku`: kiroku itself, or a front serving
+ *  ui/dist beside it (UI_FROM_DIST=1, or a kiroku that does not serve the page). */
+export async function uiFor(kiroku) {
+  const index = await fetch(`${kiroku.url}/`).then((r) => (r.ok ? r.text() : ''));
+  if (index.includes('<div id="app">') && !process.env.UI_FROM_DIST) return { url: kiroku.url, servesUi: true, stop: async () => {} };
+  const front = await startFront(kiroku.url);
+  return { url: front.url, servesUi: false, stop: front.stop };
+}
+
 /** Everything the tests need, started once. */
 export async function startAll() {
   const kiroku = await startKiroku();
@@ -130,11 +141,7 @@ export async function startAll() {
     await kiroku.stop();
     throw e;
   }
-  const index = await fetch(`${kiroku.url}/`).then((r) => (r.ok ? r.text() : ''));
-  // UI_FROM_DIST=1 serves ui/dist as it is on disk, to try a UI change without
-  // rebuilding kiroku (which embeds the UI at compile time).
-  const servesUi = index.includes('<div id="app">') && !process.env.UI_FROM_DIST;
-  const front = servesUi ? null : await startFront(kiroku.url);
+  const ui = await uiFor(kiroku);
   let browser;
   try {
     // Playwright gives each launch a fresh, empty profile directory of its own.
@@ -143,26 +150,26 @@ export async function startAll() {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync'],
     });
   } catch (e) {
-    await front?.stop();
+    await ui.stop();
     await kiroku.stop();
     throw e;
   }
   return {
     kiroku,
-    servesUi,
+    servesUi: ui.servesUi,
     pushedAt: now,
-    baseUrl: front ? front.url : kiroku.url,
+    baseUrl: ui.url,
     browser,
     async stop() {
       await browser.close().catch(() => {});
-      await front?.stop();
+      await ui.stop();
       await kiroku.stop();
     },
   };
 }
 
 /** A fresh page that records console errors and page errors. */
-export async function openPage(env, path, { width = 1440, height = 900, colorScheme = 'light' } = {}) {
+export async function openPage(env, path, { width = 1440, height = 900, colorScheme = 'light', baseUrl = env.baseUrl } = {}) {
   const context = await env.browser.newContext({ viewport: { width, height }, colorScheme });
   const page = await context.newPage();
   const errors = [];
@@ -170,7 +177,7 @@ export async function openPage(env, path, { width = 1440, height = 900, colorSch
     if (m.type() === 'error') errors.push(m.text());
   });
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${env.baseUrl}${path}`);
+  await page.goto(`${baseUrl}${path}`);
   return { page, errors, close: () => context.close() };
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { TERMINATION_POD, push } from './fixtures.mjs';
-import { openPage, screenshot, startAll, until } from './harness.mjs';
+import { openPage, screenshot, startAll, startKiroku, uiFor, until } from './harness.mjs';
 
 let env;
 
@@ -39,6 +39,26 @@ test('the first visit shows the newest lines of all streams and the histogram, w
   await screenshot(page, 'explore-default');
   assert.deepEqual(errors, []);
   await close();
+});
+
+test('an empty server says how to send it logs, and shows them once sent', async () => {
+  const empty = await startKiroku('empty');
+  const ui = await uiFor(empty);
+  try {
+    const { page, errors, close } = await openPage(env, '/', { baseUrl: ui.url });
+    await page.waitForSelector('[data-testid=first-steps]');
+    assert.match(await page.textContent('[data-testid=first-steps]'), /loki\/api\/v1\/push/);
+    await screenshot(page, 'first-visit-empty');
+    await push(empty.url, [{ stream: { app: 'hello' }, values: [[`${BigInt(Date.now()) * 1_000_000n}`, 'hello, kiroku']] }]);
+    await page.reload();
+    await waitForLines(page);
+    assert.equal(await page.textContent('[data-testid=log-row] .log-text'), 'hello, kiroku');
+    assert.deepEqual(errors, []);
+    await close();
+  } finally {
+    await ui.stop();
+    await empty.stop();
+  }
 });
 
 test('a query typed in the editor shows its lines, the level histogram and the URL that reproduces it', async () => {
