@@ -44,9 +44,10 @@ pub struct FileSource {
     metrics: Arc<Metrics>,
     tailers: Vec<Tailer>,
     open: HashSet<(u64, u64)>,
-    /// Positions from the last run, used for the files present at start only: a file
-    /// created later is new and read from its start.
+    /// Positions from the last run, used for the files present at start only (`present`):
+    /// a file created later is new and read from its start, even if it reuses an inode.
     start_positions: Option<Positions>,
+    present: Option<HashSet<(u64, u64)>>,
     warned: HashSet<PathBuf>,
     first_seen: HashMap<PathBuf, Instant>,
     started: Instant,
@@ -72,6 +73,7 @@ impl FileSource {
             tailers: Vec::new(),
             open: HashSet::new(),
             start_positions: Some(positions),
+            present: None,
             warned: HashSet::new(),
             first_seen: HashMap::new(),
             started: Instant::now(),
@@ -134,12 +136,24 @@ impl FileSource {
                 }
             }
         }
+        if self.present.is_none() {
+            self.present = Some(
+                found
+                    .iter()
+                    .filter_map(|(p, _, _)| std::fs::metadata(p).ok())
+                    .map(|m| (m.dev(), m.ino()))
+                    .collect(),
+            );
+        }
         let mut added = false;
         for (path, container, only_if_known) in found {
             added |= self.consider(path, container, only_if_known);
         }
-        if self.start_positions.is_some() {
+        if self.present.as_ref().is_some_and(|p| p.is_empty())
+            || self.started.elapsed() > FIRST_SYNC_WAIT + METADATA_WAIT * 4
+        {
             self.start_positions = None;
+            self.present = Some(HashSet::new());
         }
         if added {
             // Rotated files first, then by path (0.log before 1.log), so a container's
@@ -176,9 +190,11 @@ impl FileSource {
             return false;
         }
         let path_str = path.to_string_lossy();
+        let was_present = self.present.as_ref().is_some_and(|p| p.contains(&id));
         let known = self
             .start_positions
             .as_ref()
+            .filter(|_| was_present)
             .and_then(|p| p.file_offset(&path_str, id.0, id.1))
             .filter(|o| *o <= meta.len());
         if only_if_known && known.is_none_or(|o| o >= meta.len()) {
@@ -215,6 +231,9 @@ impl FileSource {
         match Tailer::new(path.clone(), id, file, offset, source, self.cfg.max_line) {
             Ok(t) => {
                 tracing::info!(path = %path.display(), offset, "following log file");
+                if let Some(p) = self.present.as_mut() {
+                    p.remove(&id);
+                }
                 self.warned.remove(&path);
                 self.open.insert(id);
                 self.tailers.push(t);

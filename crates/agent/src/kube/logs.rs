@@ -152,6 +152,7 @@ impl ApiLogs {
             }),
             ..LogParams::default()
         };
+        tracing::debug!(pod = %c.pod, container = %c.container, previous, since = ?lp.since_time, "opening pod log stream");
         let reader = api
             .log_stream(&c.pod, &lp)
             .await
@@ -166,6 +167,7 @@ impl ApiLogs {
                 .await
                 .map_err(|e| Failure::Api(e.to_string()))?;
             if !got {
+                tracing::debug!(pod = %c.pod, container = %c.container, previous, "pod log stream ended");
                 return Ok(());
             }
             let (ts, msg) = split_timestamp(&buf);

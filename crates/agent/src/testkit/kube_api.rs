@@ -173,6 +173,7 @@ struct Inner {
     previous_logs: HashMap<LogKey, Vec<(i64, String)>>,
     ended: std::collections::HashSet<LogKey>,
     fail_next: u32,
+    fail_logs: u32,
     requests: Vec<String>,
 }
 
@@ -309,6 +310,11 @@ impl FakeKube {
     /// The next `n` requests are answered with 500 and a Status body.
     pub fn fail_requests(&self, n: u32) {
         self.shared.inner.lock().fail_next = n;
+    }
+
+    /// The next `n` pod log requests are answered with 500 (lists and watches work).
+    pub fn fail_log_requests(&self, n: u32) {
+        self.shared.inner.lock().fail_logs = n;
     }
 
     /// Drops every open watch and log stream (clients see the connection end).
@@ -499,6 +505,17 @@ async fn pod_log(
     );
     if let Some(r) = gate(&st, what) {
         return r;
+    }
+    {
+        let mut g = st.inner.lock();
+        if g.fail_logs > 0 {
+            g.fail_logs -= 1;
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                status_json(500, "InternalError", "kubelet unreachable"),
+            )
+                .into_response();
+        }
     }
     let container = q.get("container").cloned().unwrap_or_default();
     let key = (ns.clone(), pod.clone(), container);
