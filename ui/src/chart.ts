@@ -6,6 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 import type { Series } from './api';
 import { LEVELS, type Level, normalizeLevel } from './fields';
 import { h } from './dom';
+import { utc } from './time';
 
 export const LEVEL_COLORS: Record<Level, string> = {
   critical: '#a21caf',
@@ -26,6 +27,11 @@ export interface Marker {
 
 interface ChartHost {
   destroy(): void;
+}
+
+/** uPlot's dates in the zone the rest of the page shows. */
+function tzDate(ts: number): Date {
+  return utc() ? uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC') : new Date(ts * 1e3);
 }
 
 function axisColor(): string {
@@ -116,6 +122,7 @@ export function histogram(el: HTMLElement, series: Series[], startMs: number, en
     width: Math.max(300, el.clientWidth),
     height,
     legend: { show: false },
+    tzDate,
     cursor: { drag: { x: true, y: false, setScale: false }, points: { show: false } },
     select: { show: true, left: 0, top: 0, width: 0, height: 0 },
     scales: { x: { time: true, range: [startMs / 1000, endMs / 1000] }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
@@ -177,6 +184,7 @@ export function timeseries(el: HTMLElement, series: Series[], startMs: number, e
       { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, size: 60 },
     ],
     legend: { show: false },
+    tzDate,
     series: [{}, ...series.map((s, i) => ({ label: seriesName(s.metric), stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false, points: { show: xs.length < 60 } }))],
     hooks: {
       setSelect: [

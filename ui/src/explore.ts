@@ -190,7 +190,7 @@ export function explore(root: HTMLElement, params: URLSearchParams): View {
       if (ctl.signal.aborted) return;
       destroyCharts();
       if (v instanceof Error) legendBox.appendChild(h('span', { class: 'error-text' }, `Histogram: ${v.message}`));
-      else if (v && (v.kind === 'matrix' || v.kind === 'vector')) {
+      else if (v && (v.kind === 'matrix' || v.kind === 'vector') && v.series.length) {
         const hg = histogram(chartBox, v.series, r.startMs, r.endMs, step, m, zoom);
         charts.push(hg);
         legendBox.appendChild(levelLegend(hg.totals, (level) => applyFilter('metadata', 'detected_level', level, false, null)));

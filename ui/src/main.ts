@@ -9,6 +9,7 @@ import { explore } from './explore';
 import { kubeView } from './kube';
 import { labelsView } from './labels';
 import { current, href, initBase, navigate, onRoute, type Page } from './route';
+import { setUtc, utc } from './time';
 import type { View } from './view';
 
 const THEME_KEY = 'kiroku.theme';
@@ -126,9 +127,11 @@ function showHelp(): void {
 
 function showSettings(): void {
   const input = h('input', { type: 'text', value: tenant(), placeholder: 'empty: single-tenant mode', 'aria-label': 'Tenant', spellcheck: 'false' });
+  const utcBox = h('input', { type: 'checkbox', checked: utc(), 'data-testid': 'utc-setting' });
   let close = () => {};
   const save = () => {
     setTenant(input.value);
+    setUtc(utcBox.checked);
     close();
     render();
   };
@@ -140,7 +143,8 @@ function showSettings(): void {
       { class: 'settings' },
       h('label', null, 'Tenant (X-Scope-OrgID)', input),
       h('p', { class: 'muted' }, 'Only needed when the server runs with --auth header. Several tenants read together as a|b. Kept in this browser.'),
-      h('button', { class: 'primary', onclick: save }, 'Save'),
+      h('label', { class: 'checkbox' }, utcBox, 'Show and type times in UTC (otherwise in this browser’s time zone)'),
+      h('button', { class: 'primary', onclick: save, 'data-testid': 'settings-save' }, 'Save'),
     ),
   );
   input.focus();

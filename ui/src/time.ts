@@ -23,11 +23,11 @@ export function parseTime(s: string, now = Date.now()): number | null {
   if (/^\d{12,14}$/.test(t)) return Number(t);
   const iso = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?$/.exec(t);
   if (iso) {
-    const ms = Date.parse(`${iso[1]}T${iso[2]}${iso[3] ?? ''}`);
+    const ms = Date.parse(`${iso[1]}T${iso[2]}${iso[3] ?? (utc() ? 'Z' : '')}`);
     return Number.isNaN(ms) ? null : ms;
   }
   if (/^\d{4}-\d{2}-\d{2}$/.test(t)) {
-    const ms = Date.parse(`${t}T00:00`);
+    const ms = Date.parse(`${t}T00:00${utc() ? 'Z' : ''}`);
     return Number.isNaN(ms) ? null : ms;
   }
   return null;
@@ -61,16 +61,35 @@ export function durationOf(seconds: number): string {
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
-/** Local `YYYY-MM-DD hh:mm:ss`, what the absolute picker shows and accepts. */
-export function formatAbsolute(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+const UTC_KEY = 'kiroku.utc';
+
+/** Times are shown (and typed) in UTC rather than the browser's zone: a setting, since
+ *  Kubernetes and most servers stamp in UTC. */
+export function utc(): boolean {
+  return localStorage.getItem(UTC_KEY) === '1';
 }
 
-/** The timestamp of a log line: local date, time with milliseconds. */
-export function formatLineTime(ms: number): string {
+export function setUtc(on: boolean): void {
+  if (on) localStorage.setItem(UTC_KEY, '1');
+  else localStorage.removeItem(UTC_KEY);
+}
+
+function parts(ms: number): number[] {
   const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  return utc()
+    ? [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds()]
+    : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()];
+}
+
+/** `YYYY-MM-DD hh:mm:ss` in the shown zone, what the absolute picker shows and accepts. */
+export function formatAbsolute(ms: number): string {
+  const [y, mo, d, h, mi, s] = parts(ms);
+  return `${y}-${pad(mo)}-${pad(d)} ${pad(h)}:${pad(mi)}:${pad(s)}`;
+}
+
+/** The timestamp of a log line: date, time with milliseconds, in the shown zone. */
+export function formatLineTime(ms: number): string {
+  return `${formatAbsolute(ms)}.${pad(parts(ms)[6], 3)}`;
 }
 
 export function ago(ms: number, now = Date.now()): string {

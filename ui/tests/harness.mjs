@@ -169,8 +169,8 @@ export async function startAll() {
 }
 
 /** A fresh page that records console errors and page errors. */
-export async function openPage(env, path, { width = 1440, height = 900, colorScheme = 'light', baseUrl = env.baseUrl } = {}) {
-  const context = await env.browser.newContext({ viewport: { width, height }, colorScheme });
+export async function openPage(env, path, { width = 1440, height = 900, colorScheme = 'light', baseUrl = env.baseUrl, timezoneId } = {}) {
+  const context = await env.browser.newContext({ viewport: { width, height }, colorScheme, timezoneId });
   const page = await context.newPage();
   const errors = [];
   page.on('console', (m) => {

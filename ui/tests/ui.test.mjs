@@ -305,6 +305,21 @@ test('the time picker takes relative and absolute ranges; keyboard shortcuts mov
   await close();
 });
 
+test('times show in the browser zone, or in UTC when set', async () => {
+  const { page, errors, close } = await openPage(env, `/?q=${q('{app="cart-db"}')}`, { timezoneId: 'Asia/Tokyo' });
+  await waitForLines(page);
+  const shown = async () => page.textContent('[data-testid=log-row] .log-time');
+  const tokyo = await shown();
+  await page.click('[data-testid=settings-button]');
+  await page.check('[data-testid=utc-setting]');
+  await page.click('[data-testid=settings-save]');
+  await until('times in UTC', async () => (await shown()) !== tokyo);
+  const inUtc = await shown();
+  assert.equal(Date.parse(`${tokyo.replace(' ', 'T')}+09:00`), Date.parse(`${inUtc.replace(' ', 'T')}Z`), `${tokyo} (Tokyo) and ${inUtc} (UTC) are one instant`);
+  assert.deepEqual(errors, []);
+  await close();
+});
+
 test('live tail shows a line pushed while the page watches', async (t) => {
   const probe = await fetch(`${env.kiroku.url}/loki/api/v1/tail?query=${q('{app="tail"}')}`);
   if (probe.status === 404) {
