@@ -7,13 +7,17 @@
 import * as api from './api';
 import { h, clear } from './dom';
 import { quote } from './logql';
-import { TERMINATION, isProblem, lastProblem, parseEvent, parseTermination, sortPods, workloadOf, type KubeEvent, type Pod } from './kubemodel';
+import { renderAnsi } from './ansi';
+import { TERMINATION, isProblem, lastProblem, parseEvent, parseTermination, sortPods, workloadOf, type KubeEvent, type Pod, type Termination } from './kubemodel';
 import { navigate, record } from './route';
 import { ago, formatLineTime, msToNs, resolve, stepFor, type TimeRange } from './time';
 import { TimePicker } from './timepicker';
 import type { View } from './view';
 
 const EVENTS_JOB = 'integrations/kubernetes/eventhandler';
+/** Lines shown before a termination, for this many problem pods (the first ones). */
+const LAST_LINES = 5;
+const LAST_LINES_PODS = 8;
 /** A pod with no line for this long before the range's end is shown as gone. */
 const GONE_AFTER_MS = 5 * 60e3;
 
@@ -21,6 +25,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
   let range: TimeRange = { from: params.get('from') || 'now-24h', to: params.get('to') || 'now' };
   let ns = params.get('ns') ?? '';
   let ctl: AbortController | null = null;
+  let lastLinesLoaded = 0;
 
   const nsBox = h('nav', { class: 'ns-list', 'data-testid': 'namespaces', 'aria-label': 'Namespaces' });
   const main = h('div', { class: 'kube-main', 'data-testid': 'kube-main' });
@@ -120,6 +125,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
 
   function select(n: string) {
     ns = n;
+    if (status.textContent === 'Choose a namespace.') status.textContent = '';
     for (const b of nsBox.querySelectorAll<HTMLElement>('.ns')) b.classList.toggle('active', b.dataset.ns === n);
     saveUrl();
     loadNamespace(n);
@@ -217,6 +223,7 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
 
   function draw(pods: Pod[], endMs: number) {
     clear(main);
+    lastLinesLoaded = 0;
     if (!pods.length) {
       main.appendChild(h('div', { class: 'empty' }, `No pod logs in ${ns} in this time range.`));
       return;
@@ -274,8 +281,41 @@ export function kubeView(root: HTMLElement, params: URLSearchParams): View {
     if (p.terminations.length > 3) notes.push(h('div', { class: 'note muted' }, `… and ${p.terminations.length - 3} earlier terminations`));
     const warnings = p.events.filter((e) => e.type === 'Warning');
     for (const e of warnings.slice(0, 2)) notes.push(h('div', { class: 'note event-note' }, `⚠ ${formatLineTime(e.ms)} ${e.reason}${e.count > 1 ? ` ×${e.count}` : ''}: ${e.msg}`));
+    if (last && isProblem(last) && lastLinesLoaded < LAST_LINES_PODS) {
+      lastLinesLoaded++;
+      const box = h('div', { class: 'last-lines', 'data-testid': 'last-lines' });
+      notes.push(box);
+      loadLastLines(p, last, box);
+    }
     if (notes.length) rows.push(h('tr', { class: 'pod-notes', onclick: open }, h('td', { colspan: 5 }, notes)));
     return rows;
+  }
+
+  /** The container's last lines before its newest termination: usually the why. */
+  async function loadLastLines(p: Pod, t: Termination, box: HTMLElement) {
+    const signal = ctl?.signal;
+    const end = msToNs(t.ms) + 1_000_000n;
+    try {
+      const res = await api.queryRange(
+        {
+          query: `{namespace=${quote(p.namespace)}, pod=${quote(p.name)}${t.container ? `, container=${quote(t.container)}` : ''}} != ${quote(TERMINATION)}`,
+          start: end - 3_600_000_000_000n,
+          end,
+          limit: LAST_LINES,
+          direction: 'backward',
+        },
+        signal,
+      );
+      if (signal?.aborted || res.kind !== 'streams' || !res.lines.length) return;
+      box.appendChild(h('div', { class: 'muted small' }, `Last lines of ${t.container || 'the container'} before it ended:`));
+      for (const l of res.lines.slice().reverse()) {
+        const line = h('div', { class: 'note last-line' }, h('span', { class: 'muted' }, `${formatLineTime(l.ms)} `));
+        renderAnsi(line, l.line.length > 400 ? `${l.line.slice(0, 400)}…` : l.line);
+        box.appendChild(line);
+      }
+    } catch {
+      // The lines are a convenience: the pod's logs are one click away.
+    }
   }
 
   function openPod(p: Pod) {

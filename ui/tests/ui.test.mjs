@@ -223,6 +223,9 @@ test('the Kubernetes view lists the OOMKilled pod, newest problem first, and ope
   assert.match(await page.textContent(row), /gone/);
   assert.equal(await page.textContent(`${row} [data-testid=restarts]`), '3');
   assert.match(await page.textContent('.pod-notes'), /BackOff/);
+  // The last lines before the newest termination say why, without another click.
+  await until('the last lines', async () => /allocation failed: out of memory/.test(await page.textContent(`[data-testid=last-lines]`)));
+  assert.doesNotMatch(await page.textContent('[data-testid=last-lines]'), /kiroku_event/);
   assert.match(await page.textContent('[data-testid=namespace-warnings]'), /ReplicaSet\/payments-5f6d7c8b9 FailedCreate ×12: Error creating: pods "payments-5f6d7c8b9-" is forbidden/);
   await screenshot(page, 'kubernetes');
   await page.fill('[data-testid=pod-filter]', 'api-');
