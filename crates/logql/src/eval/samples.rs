@@ -128,6 +128,21 @@ impl BucketGeometry {
         let j = i + self.k as i64 - 1;
         (0..self.len as i64).contains(&j).then_some(j as usize)
     }
+
+    /// [`index`](Self::index), remembering the last bucket's bounds in `hint` so runs
+    /// of samples in one interval cost a comparison, not a division.
+    fn index_cached(&self, ts: i64, hint: &mut (i64, i64, usize)) -> Option<usize> {
+        if ts > hint.0 && ts <= hint.1 {
+            return Some(hint.2);
+        }
+        let j = self.index(ts)?;
+        if !self.instant {
+            // Bucket j holds (t_{j-k} - offset, t_{j-k+1} - offset].
+            let hi = self.start + (j as i64 - self.k as i64 + 1) * self.step - self.offset;
+            *hint = (hi - self.step, hi, j);
+        }
+        Some(j)
+    }
 }
 
 const ERROR_LABEL: &str = "__error__";
@@ -291,11 +306,11 @@ impl Job<'_> {
         Ok(acc.series.len() - 1)
     }
 
-    fn add(&self, s: &mut SampleSeries, ts: i64, v: f64) -> usize {
+    fn add(&self, s: &mut SampleSeries, ts: i64, v: f64, hint: &mut (i64, i64, usize)) -> usize {
         s.first_ts = s.first_ts.min(ts);
         match (&mut s.buckets, self.buckets) {
             (Some(b), Some(g)) => {
-                if let Some(j) = g.index(ts) {
+                if let Some(j) = g.index_cached(ts, hint) {
                     b.sum[j] += v;
                     b.count[j] += 1;
                 }
@@ -317,13 +332,39 @@ impl Job<'_> {
         // combination of a batch.
         let mut cache: HashMap<Vec<u32>, usize> = HashMap::new();
         let no_meta = self.series(acc, self.group.apply(stream_labels.clone()), None)?;
+        let mut hint = (0, 0, 0);
         while let Some(batch) = cursor.next_batch()? {
             self.ctx.check_time()?;
             cache.clear();
             let mut held = 0;
+            // When the grouping keeps no metadata name of this batch, metadata does not
+            // change the series.
+            let constant = match self.group {
+                SampleGroup::NoLabels => true,
+                SampleGroup::By(names) => !batch.metadata_dict.iter().any(|(n, _)| {
+                    names.contains(n)
+                        || names
+                            .iter()
+                            .any(|g| g.strip_suffix("_extracted") == Some(n.as_str()))
+                }),
+                _ => batch.metadata_dict.is_empty(),
+            };
+            if constant {
+                let s = &mut acc.series[no_meta];
+                for i in 0..batch.len() {
+                    let v = if self.bytes {
+                        batch.line_lengths[i] as f64
+                    } else {
+                        1.0
+                    };
+                    held += self.add(s, batch.timestamps[i], v, &mut hint);
+                }
+                self.ctx.charge(held)?;
+                continue;
+            }
             for i in 0..batch.len() {
                 let ids = metadata_ids(batch, i);
-                let idx = if ids.is_empty() || *self.group == SampleGroup::NoLabels {
+                let idx = if ids.is_empty() {
                     no_meta
                 } else if let Some(&idx) = cache.get(ids) {
                     idx
@@ -338,7 +379,7 @@ impl Job<'_> {
                 } else {
                     1.0
                 };
-                held += self.add(&mut acc.series[idx], batch.timestamps[i], v);
+                held += self.add(&mut acc.series[idx], batch.timestamps[i], v, &mut hint);
             }
             self.ctx.charge(held)?;
         }
@@ -354,6 +395,7 @@ impl Job<'_> {
         let mut sp = self.pipeline.for_stream(stream_labels);
         // Label-set hash to series, for this stream.
         let mut cache: HashMap<u64, usize> = HashMap::new();
+        let mut hint = (0, 0, 0);
         while let Some(batch) = cursor.next_batch()? {
             self.ctx.check_time()?;
             let mut held = 0;
@@ -398,7 +440,7 @@ impl Job<'_> {
                         idx
                     }
                 };
-                held += self.add(&mut acc.series[idx], ts, value);
+                held += self.add(&mut acc.series[idx], ts, value, &mut hint);
             }
             self.ctx.charge(held)?;
         }
