@@ -4,6 +4,7 @@
 
 import type { LogLine } from './api';
 import { stripAnsi } from './ansi';
+import { jsonFields } from './json';
 
 export type Level = 'critical' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'unknown';
 
@@ -38,28 +39,8 @@ export type Format = 'json' | 'logfmt' | null;
 
 export function detectFormat(line: string): Format {
   const t = line.trimStart();
-  if (t.startsWith('{') && t.trimEnd().endsWith('}')) {
-    try {
-      JSON.parse(t);
-      return 'json';
-    } catch {
-      return null;
-    }
-  }
+  if (t.startsWith('{') && t.trimEnd().endsWith('}')) return jsonFields(t) ? 'json' : null;
   return parseLogfmt(t).length >= 2 ? 'logfmt' : null;
-}
-
-/** Flattens JSON as Loki's `| json` does: nested keys joined with `_`. */
-export function flattenJson(v: unknown, prefix = '', out: [string, string][] = []): [string, string][] {
-  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-      const key = (prefix ? `${prefix}_${k}` : k).replace(/[^A-Za-z0-9_]/g, '_');
-      flattenJson(x, key, out);
-    }
-  } else if (prefix) {
-    out.push([prefix, typeof v === 'string' ? v : JSON.stringify(v)]);
-  }
-  return out;
 }
 
 /** logfmt pairs `k=v`, `k="quoted \" value"`; bare words are skipped. */
@@ -105,13 +86,9 @@ export function fieldsOf(l: LogLine): LineFields {
   if (parsed.length) return { format: null, fields: parsed };
   const text = stripAnsi(l.line);
   const format = detectFormat(text);
-  if (format === 'json') {
-    try {
-      return { format, fields: flattenJson(JSON.parse(text)) };
-    } catch {
-      return { format: null, fields: [] };
-    }
-  }
-  if (format === 'logfmt') return { format, fields: parseLogfmt(text) };
-  return { format: null, fields: [] };
+  const raw = format === 'json' ? jsonFields(text.trim()) : format === 'logfmt' ? parseLogfmt(text) : null;
+  if (!format || !raw) return { format: null, fields: [] };
+  // A field named like one of the line's labels is `<name>_extracted` after Loki's parsers.
+  const taken = (k: string) => k in l.stream || k in l.metadata;
+  return { format, fields: raw.map(([k, v]) => [taken(k) ? `${k}_extracted` : k, v]) };
 }

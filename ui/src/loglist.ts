@@ -7,6 +7,7 @@ import type { LogLine } from './api';
 import { renderAnsi } from './ansi';
 import { h, clear, toast } from './dom';
 import { fieldsOf, levelOf, type Format } from './fields';
+import { indentJson } from './json';
 import { TERMINATION } from './kubemodel';
 import { formatLineTime } from './time';
 
@@ -225,7 +226,7 @@ export class LogList {
     const labels = Object.entries(line.stream).sort(([a], [b]) => a.localeCompare(b));
     const meta = Object.entries(line.metadata).sort(([a], [b]) => a.localeCompare(b));
     const full = h('pre', { class: 'log-full' });
-    renderAnsi(full, line.line);
+    renderAnsi(full, format === 'json' ? indentJson(line.line) : line.line);
     const box = h(
       'div',
       { class: 'log-details', 'data-testid': 'log-details' },

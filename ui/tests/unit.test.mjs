@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { decodeResult, nsToMs, selectorOf } from '../src/api.ts';
 import { stripAnsi } from '../src/ansi.ts';
 import { cursorContext } from '../src/cursor.ts';
-import { detectFormat, fieldsOf, flattenJson, levelOf, parseLogfmt } from '../src/fields.ts';
+import { detectFormat, fieldsOf, levelOf, parseLogfmt } from '../src/fields.ts';
+import { indentJson, jsonFields } from '../src/json.ts';
 import { isProblem, lastProblem, parseEvent, parseTermination, sortPods, workloadOf } from '../src/kubemodel.ts';
 import { addLabelFilter, addMatcher, firstSelector, isMetricQuery, selectorEnd, volumeQuery } from '../src/logql.ts';
 import { durationOf, parseTime, resolve, stepFor } from '../src/time.ts';
@@ -58,14 +59,20 @@ test('logfmt and JSON lines are detected and split into fields as Loki names the
   assert.equal(detectFormat('{not json}'), null);
   assert.equal(detectFormat('a=1 b=2'), 'logfmt');
   assert.equal(detectFormat('GET /index.html 200'), null);
-  assert.deepEqual(flattenJson({ a: { b: 1, 'c-d': 'x' }, e: [1, 2], f: null }), [
+  assert.deepEqual(jsonFields('{"a": {"b": 1, "c-d": "x\\"y"}, "e": [1, {"g": 2}], "f": null, "id": 12345678901234567890, "ok": true, "u": "\\u00e9"}'), [
     ['a_b', '1'],
-    ['a_c_d', 'x'],
-    ['e', '[1,2]'],
-    ['f', 'null'],
+    ['a_c_d', 'x"y'],
+    ['id', '12345678901234567890'],
+    ['ok', 'true'],
+    ['u', 'é'],
   ]);
+  assert.equal(jsonFields('{"a": 1'), null);
+  assert.equal(jsonFields('[1]'), null);
+  assert.equal(jsonFields('{"a": 1} trailing'), null);
+  assert.equal(indentJson('{"a":{"b":[1,2],"c":{}},"d":"x, {y}","n":12345678901234567890}'), '{\n  "a": {\n    "b": [\n      1,\n      2\n    ],\n    "c": {}\n  },\n  "d": "x, {y}",\n  "n": 12345678901234567890\n}');
   const line = (l, extra = {}) => ({ ts: '1', ms: 0, line: l, stream: {}, metadata: {}, parsed: {}, key: 'k', ...extra });
   assert.deepEqual(fieldsOf(line('{"status":500}')), { format: 'json', fields: [['status', '500']] });
+  assert.deepEqual(fieldsOf(line('level=info app=x', { stream: { app: 'api' } })), { format: 'logfmt', fields: [['level', 'info'], ['app_extracted', 'x']] });
   assert.deepEqual(fieldsOf(line('x', { parsed: { a: 'b' } })), { format: null, fields: [['a', 'b']] });
   assert.equal(levelOf(line('boom', { metadata: { detected_level: 'ERROR' } })), 'error');
   assert.equal(levelOf(line('2026 WARN disk almost full')), 'warn');
