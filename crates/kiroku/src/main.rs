@@ -26,7 +26,10 @@ enum Command {
 
 /// The benchmarks; each crate measures its own part through real processes.
 #[derive(Subcommand)]
-enum Bench {}
+enum Bench {
+    /// The agent's CPU and memory while it follows many files.
+    Agent(agent::bench::Args),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -34,7 +37,9 @@ fn main() -> std::process::ExitCode {
         Command::Server(a) => server::run(a),
         Command::Agent(a) => agent::run(a),
         Command::Client(c) => cli::run(c),
-        Command::Bench(b) => match b {},
+        Command::Bench(b) => match b {
+            Bench::Agent(a) => agent::bench::run(a),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
