@@ -530,4 +530,6 @@ impl StreamPipeline<'_> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -10,7 +10,9 @@
 //!
 //! Start reading from [`Template`] and [`Data`].
 
+mod cast;
 mod decimal;
+mod escape;
 mod exec;
 mod fmt;
 mod funcs;

@@ -7,11 +7,13 @@ use std::borrow::Cow;
 use std::rc::Rc;
 
 use super::Data;
+use super::cast::{to_float64, to_int64};
 use super::decimal::{self, Op};
+use super::escape::{b64_decode, b64_encode, html_escape, js_escape, query_escape, query_unescape};
 use super::fmt::{sprint, sprintf, sprintln};
 use super::gotime::GoTime;
 use super::value::{IntKind, Value};
-use crate::pipeline::convert::{duration_seconds, parse_bytes, parse_float, parse_go_duration};
+use crate::pipeline::convert::{duration_seconds, parse_bytes, parse_go_duration};
 
 /// A parameter type as Go's reflection checks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -564,160 +566,6 @@ fn unix_to_time(epoch: &str) -> Result<Value<'static>, String> {
     Ok(time(t))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn b64_encode(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Loki's `b64dec`: pads the input, decodes; a decoding error is returned as the text.
-fn b64_decode(v: &str) -> String {
-    let mut s = v.to_string();
-    let rem = s.len() % 4;
-    if rem != 0 && rem != 1 {
-        s.push_str(&"=".repeat(4 - rem));
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len() / 4 * 3);
-    let val = |c: u8| B64.iter().position(|&x| x == c).map(|p| p as u32);
-    for (ci, chunk) in b.chunks(4).enumerate() {
-        let base = ci * 4;
-        if chunk.len() < 4 {
-            return format!("illegal base64 data at input byte {}", base + chunk.len());
-        }
-        let mut n = 0u32;
-        let mut pads = 0;
-        for (i, &c) in chunk.iter().enumerate() {
-            if c == b'=' {
-                if i < 2 || base + 4 != b.len() {
-                    return format!("illegal base64 data at input byte {}", base + i);
-                }
-                pads += 1;
-                n <<= 6;
-                continue;
-            }
-            if pads > 0 {
-                return format!("illegal base64 data at input byte {}", base + i);
-            }
-            match val(c) {
-                Some(x) => n = (n << 6) | x,
-                None => return format!("illegal base64 data at input byte {}", base + i),
-            }
-        }
-        out.push((n >> 16) as u8);
-        if pads < 2 {
-            out.push((n >> 8) as u8);
-        }
-        if pads < 1 {
-            out.push(n as u8);
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Go's `url.QueryEscape`.
-pub(crate) fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// Go's `url.QueryUnescape`.
-fn query_unescape(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) if hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    _ => {
-                        let end = (i + 3).min(b.len());
-                        return Err(format!(
-                            "invalid URL escape {}",
-                            protocol::quote::quote(&String::from_utf8_lossy(&b[i..end]))
-                        ));
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\0' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn js_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '<' => out.push_str("\\u003C"),
-            '>' => out.push_str("\\u003E"),
-            '&' => out.push_str("\\u0026"),
-            '=' => out.push_str("\\u003D"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The text/template escapers' argument handling: one string is taken as is, anything
 /// else is `fmt.Sprint`ed.
 fn eval_args(a: &[Value<'_>], d: &dyn Data) -> String {
@@ -845,82 +693,6 @@ fn ordered<'a>(
 /// sprig's `empty`, for `default`.
 fn empty(v: &Value<'_>, d: &dyn Data) -> bool {
     !v.truth(d.len()) && !matches!(v, Value::Time(_))
-}
-
-/// spf13/cast's `ToInt64`: strings are parsed (base prefixes allowed, a fraction
-/// dropped), floats truncated, anything unconvertible is 0.
-pub(crate) fn to_int64(v: &Value<'_>) -> i64 {
-    match v {
-        Value::Int(i, _) => *i,
-        Value::Float(f) => *f as i64,
-        Value::Bool(b) => i64::from(*b),
-        Value::Str(s) => parse_int_base0(&trim_decimal(s)).unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn trim_decimal(s: &str) -> Cow<'_, str> {
-    if !s.contains('.') {
-        return Cow::Borrowed(s);
-    }
-    // `^([-+]?\d*)(\.\d*)?$`: keep the integer part.
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    let digits = int.trim_start_matches(['-', '+']);
-    let sign_len = int.len() - digits.len();
-    if sign_len > 1
-        || !digits.bytes().all(|c| c.is_ascii_digit())
-        || !frac.bytes().all(|c| c.is_ascii_digit())
-    {
-        return Cow::Borrowed(s);
-    }
-    match int {
-        "" => Cow::Borrowed("0"),
-        "-" | "+" => Cow::Owned(format!("{int}0")),
-        _ => Cow::Owned(int.to_string()),
-    }
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`.
-fn parse_int_base0(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(h) = lower.strip_prefix("0x") {
-        (16, h.to_string())
-    } else if let Some(o) = lower.strip_prefix("0o") {
-        (8, o.to_string())
-    } else if let Some(b) = lower.strip_prefix("0b") {
-        (2, b.to_string())
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, lower[1..].to_string())
-    } else {
-        (10, lower.clone())
-    };
-    // Underscores are allowed only with a base prefix.
-    let digits = if radix != 10 || lower.starts_with('0') {
-        digits.replace('_', "")
-    } else {
-        digits
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let v = i64::from_str_radix(&digits, radix).ok()?;
-    Some(if neg { -v } else { v })
-}
-
-/// spf13/cast's `ToFloat64`.
-pub(crate) fn to_float64(v: &Value<'_>) -> f64 {
-    match v {
-        Value::Int(i, _) => *i as f64,
-        Value::Float(f) => *f,
-        Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::Str(s) => parse_float(s).unwrap_or(0.0),
-        _ => 0.0,
-    }
 }
 
 fn float_fold<'a>(a: &[Value<'_>], op: Op, from_zero: bool) -> Result<Value<'a>, String> {
