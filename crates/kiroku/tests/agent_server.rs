@@ -1,0 +1,223 @@
+//! `kiroku agent` → `kiroku server` → query: the real agent follows pod log files labelled
+//! from a fake Kubernetes API and pushes to the real server; queries find each line with
+//! the right labels, also after the server was down for a while.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use agent::testkit::{
+    FakeContainer, FakeKube, FakePod, FakeState, Process, TempDir, cri_line, free_port, http_get,
+    wait_for,
+};
+use common::{Server, now_ns};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn append(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn start_agent(dir: &Path, url: &str, kubeconfig: &Path) -> (Process, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args: Vec<String> = [
+        "agent",
+        "--url",
+        url,
+        "--pods-dir",
+        &dir.join("pods").to_string_lossy(),
+        "--positions",
+        &dir.join("state/positions.json").to_string_lossy(),
+        "--buffer-dir",
+        &dir.join("state/buffer").to_string_lossy(),
+        "--kubeconfig",
+        &kubeconfig.to_string_lossy(),
+        "--node-name",
+        "node-a",
+        "--listen",
+        &listen,
+        "--batch-wait",
+        "100ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let p = Process::start(
+        Path::new(env!("CARGO_BIN_EXE_kiroku")),
+        &args,
+        &[("HOME", dir.to_string_lossy().into_owned())],
+        &dir.join("agent.log"),
+    )
+    .unwrap();
+    let ready = wait_for(WAIT, || {
+        http_get(&format!("http://{listen}/ready"))
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    assert!(ready.is_some(), "agent not ready:\n{}", p.output());
+    (p, listen)
+}
+
+/// Every (stream labels, line) the server returns for `query`, oldest first.
+fn query(
+    srv: &Server,
+    q: &str,
+    start: i64,
+    end: i64,
+) -> Vec<(serde_json::Map<String, Value>, String)> {
+    let (s, e) = (start.to_string(), end.to_string());
+    let r = srv.get_query(
+        "/loki/api/v1/query_range",
+        &[
+            ("query", q),
+            ("start", &s),
+            ("end", &e),
+            ("limit", "5000"),
+            ("direction", "forward"),
+        ],
+        &[],
+    );
+    if r.status != 200 {
+        return Vec::new();
+    }
+    let v = r.json();
+    let mut out = Vec::new();
+    for stream in v["data"]["result"].as_array().cloned().unwrap_or_default() {
+        let labels = stream["stream"].as_object().cloned().unwrap_or_default();
+        for val in stream["values"].as_array().cloned().unwrap_or_default() {
+            let ts: i64 = val[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+            out.push((
+                ts,
+                labels.clone(),
+                val[1].as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    out.sort_by_key(|(ts, _, _)| *ts);
+    out.into_iter().map(|(_, l, line)| (l, line)).collect()
+}
+
+fn has(labels: &serde_json::Map<String, Value>, k: &str, v: &str) -> bool {
+    labels.get(k).and_then(|x| x.as_str()) == Some(v)
+}
+
+#[test]
+fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
+    let dir = TempDir::new("agent-server");
+    let mut srv = Server::start(&[]);
+    let url = format!("http://{}", srv.addr);
+    let kube = FakeKube::start().unwrap();
+    let kubeconfig = kube.kubeconfig(dir.path()).unwrap();
+    kube.apply_pod(&FakePod {
+        namespace: "shop".into(),
+        name: "web-1".into(),
+        uid: "uid-web".into(),
+        node: "node-a".into(),
+        labels: vec![("app.kubernetes.io/name".into(), "web".into())],
+        annotations: vec![],
+        containers: vec![FakeContainer {
+            name: "app".into(),
+            restart_count: 0,
+            state: FakeState::Running {
+                started_at: "2024-05-01T10:00:00Z".into(),
+            },
+            last_terminated: None,
+        }],
+    });
+    let file = dir.path().join("pods/shop_web-1_uid-web/app/0.log");
+    let t0 = now_ns() - 60_000_000_000;
+    let write = |from: usize, to: usize| {
+        let mut s = String::new();
+        for i in from..to {
+            let stream = if i % 10 == 0 { "stderr" } else { "stdout" };
+            s.push_str(&cri_line(
+                t0 + i as i64 * 1_000_000,
+                stream,
+                false,
+                &format!("request {i:04} served"),
+            ));
+        }
+        append(&file, &s);
+    };
+    write(0, 100);
+    let (mut agent, listen) = start_agent(dir.path(), &url, &kubeconfig);
+    let (start, end) = (t0 - 1_000_000_000, now_ns() + 600_000_000_000);
+    let got = wait_for(WAIT, || {
+        Some(query(
+            &srv,
+            r#"{namespace="shop", pod="web-1"}"#,
+            start,
+            end,
+        ))
+        .filter(|r| r.len() >= 100)
+    });
+    let got = got.unwrap_or_else(|| {
+        panic!(
+            "lines never became queryable\nagent:\n{}\nserver:\n{}",
+            agent.output(),
+            srv.log()
+        )
+    });
+    let (labels, line) = &got[1];
+    assert_eq!(line, "request 0001 served");
+    for (k, v) in [
+        ("namespace", "shop"),
+        ("pod", "web-1"),
+        ("container", "app"),
+        ("app", "web"),
+        ("job", "shop/app"),
+        ("node", "node-a"),
+        ("service_name", "web"),
+        ("stream", "stdout"),
+    ] {
+        assert!(has(labels, k, v), "{k}={v} missing in {labels:?}");
+    }
+    let errs = query(&srv, r#"{namespace="shop", stream="stderr"}"#, start, end);
+    assert_eq!(errs.len(), 10);
+
+    // The server goes away; lines keep coming; it comes back on the same data and port.
+    assert!(srv.terminate().success());
+    write(100, 300);
+    let retried = wait_for(WAIT, || {
+        http_get(&format!("http://{listen}/metrics"))
+            .ok()
+            .and_then(|(_, b)| agent::testkit::metric(&b, "kiroku_agent_push_retries_total"))
+            .filter(|n| *n > 0.0)
+    });
+    assert!(
+        retried.is_some(),
+        "the agent never retried while the server was down"
+    );
+    srv.restart();
+    write(300, 400);
+    let all = wait_for(WAIT, || {
+        Some(query(
+            &srv,
+            r#"{namespace="shop", pod="web-1"}"#,
+            start,
+            end,
+        ))
+        .filter(|r| r.len() >= 400)
+    });
+    let all =
+        all.unwrap_or_else(|| panic!("lines missing after the outage\nagent:\n{}", agent.output()));
+    std::thread::sleep(Duration::from_millis(500));
+    let all = query(&srv, r#"{namespace="shop", pod="web-1"}"#, start, end);
+    let lines: Vec<&str> = all.iter().map(|(_, l)| l.as_str()).collect();
+    let want: Vec<String> = (0..400).map(|i| format!("request {i:04} served")).collect();
+    assert_eq!(lines, want, "every line exactly once, in order");
+    assert!(
+        agent
+            .terminate(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    );
+}
