@@ -302,6 +302,108 @@ impl Cursor {
         }
     }
 
+    /// Copies entries of the only open source, in bulk, up to (not including) `limit` and at
+    /// most to a full batch.
+    fn emit_run(&mut self, limit: Option<i64>) {
+        let dir = self.dir;
+        let cols = self.columns;
+        let room = BATCH - self.out.len();
+        let o = &mut self.open[0];
+        let b = match &o.data {
+            Data::Owned(b) => b,
+            Data::Head(c) => &c.batch,
+        };
+        // The entries still to read, as an index range in ascending order.
+        let (from, to) = (
+            o.lo + if dir == Direction::Forward { o.k } else { 0 },
+            o.hi - if dir == Direction::Backward { o.k } else { 0 },
+        );
+        let ts = &b.timestamps[from..to];
+        let (from, to) = match dir {
+            Direction::Forward => {
+                let n = limit
+                    .map_or(ts.len(), |l| ts.partition_point(|&t| t < l))
+                    .min(room);
+                (from, from + n)
+            }
+            Direction::Backward => {
+                let n = ts.len() - limit.map_or(0, |l| ts.partition_point(|&t| t <= l));
+                let n = n.min(room);
+                (to - n, to)
+            }
+        };
+        if from == to {
+            return;
+        }
+        o.k += to - from;
+        let out = &mut self.out;
+        let has_meta = cols.metadata && !b.metadata_offsets.is_empty();
+        match dir {
+            Direction::Forward => {
+                out.timestamps.extend_from_slice(&b.timestamps[from..to]);
+                out.line_lengths
+                    .extend_from_slice(&b.line_lengths[from..to]);
+                if cols.lines {
+                    let base = out.line_data.len() as u32;
+                    let (s, e) = (b.line_offsets[from], b.line_offsets[to]);
+                    out.line_data
+                        .extend_from_slice(&b.line_data[s as usize..e as usize]);
+                    out.line_offsets
+                        .extend(b.line_offsets[from + 1..=to].iter().map(|&x| x - s + base));
+                }
+            }
+            Direction::Backward => {
+                out.timestamps.extend(b.timestamps[from..to].iter().rev());
+                out.line_lengths
+                    .extend(b.line_lengths[from..to].iter().rev());
+                if cols.lines {
+                    for i in (from..to).rev() {
+                        out.line_data.extend_from_slice(b.line(i));
+                        out.line_offsets.push(out.line_data.len() as u32);
+                    }
+                }
+            }
+        }
+        if has_meta || !out.metadata_offsets.is_empty() {
+            // Per entry (rare: metadata asked and present).
+            let n = to - from;
+            let first_new = out.timestamps.len() - n;
+            let mut idx: Vec<usize> = (from..to).collect();
+            if dir == Direction::Backward {
+                idx.reverse();
+            }
+            for (j, i) in idx.into_iter().enumerate() {
+                let s = if has_meta {
+                    b.metadata_offsets[i] as usize
+                } else {
+                    0
+                };
+                let e = if has_meta {
+                    b.metadata_offsets[i + 1] as usize
+                } else {
+                    0
+                };
+                if e > s && out.metadata_offsets.is_empty() {
+                    out.metadata_offsets.resize(first_new + j + 1, 0);
+                }
+                if o.remap.len() < b.metadata_dict.len() {
+                    o.remap.resize(b.metadata_dict.len(), u32::MAX);
+                }
+                for &id in &b.metadata_ids[s..e] {
+                    let r = &mut o.remap[id as usize];
+                    if *r == u32::MAX {
+                        out.metadata_dict.push(b.metadata_dict[id as usize].clone());
+                        *r = (out.metadata_dict.len() - 1) as u32;
+                    }
+                    out.metadata_ids.push(*r);
+                }
+                if !out.metadata_offsets.is_empty() {
+                    out.metadata_offsets.push(out.metadata_ids.len() as u32);
+                }
+            }
+        }
+    }
+
     /// The open source whose current entry comes first; equal timestamps are ordered by
     /// line (ascending forward, descending backward).
     fn pick(&self) -> usize {
@@ -385,13 +487,7 @@ impl StreamCursor for Cursor {
             if self.open.len() == 1 {
                 // Fast path: one open source; copy up to the next source's bound.
                 let limit = self.srcs.get(self.next).map(|s| self.bound(s));
-                while self.out.len() < BATCH && self.open[0].left() > 0 {
-                    let t = self.open[0].ts(self.dir);
-                    if limit.is_some_and(|l| !self.before(t, l)) {
-                        break;
-                    }
-                    self.emit(0);
-                }
+                self.emit_run(limit);
             } else {
                 let best = self.pick();
                 self.skip_duplicates(best);

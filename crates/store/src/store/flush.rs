@@ -240,7 +240,8 @@ pub(crate) fn load_parts(shared: &Shared) -> Result<(), StoreError> {
 /// a compacted part dropped (and deleted). Cost: one listing, plus one index read per new
 /// part.
 pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
-    let listed = shared.parts.list()?;
+    // The view before the listing: a part published after it is not in the listing, and
+    // must not be taken for one deleted by another instance.
     let known: HashMap<PartKey, Arc<LoadedPart>> = {
         let v = shared.view.read();
         v.parts
@@ -249,6 +250,7 @@ pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
             .map(|p| (p.part.key.clone(), p.clone()))
             .collect()
     };
+    let listed = shared.parts.list()?;
     let mut fresh = Vec::new();
     for (key, size) in &listed {
         if known.contains_key(key) {

@@ -1,0 +1,256 @@
+//! The store's benchmarks, on loghub lines with fresh timestamps and varied numbers:
+//!
+//! - `ingest/append_flush`: CPU per million lines through append (WAL, fsync on) and flush
+//!   to parts; also prints CPU-s per million lines and bytes on disk per line.
+//! - `query/needle`: `|= "<unique token>"` over all streams of 2M lines in 100 streams.
+//! - `query/count_per_minute`: timestamps only, every entry (`sum(rate(...[1m]))`'s input).
+//! - `query/bytes_per_minute`: timestamps and lengths, no lines (`bytes_over_time`).
+//!
+//! `KIROKU_BENCH_LINES` changes the query data set's size (default 2,000,000).
+
+mod data;
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use kiroku_store::{Store, StoreConfig, WriteEntry, WriteStream};
+use logql::ast::{MatchOp, Matcher};
+use logql::{Columns, Direction, RequiredText, Select, Source};
+
+const NEEDLE: &str = "q7xk2vz9wm";
+const MINUTE: i64 = 60_000_000_000;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// User + system CPU time of this process (all threads), from /proc (10 ms resolution).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Pushes `streams` as an agent would: requests of `per_push` entries from each stream.
+fn ingest(store: &Store, rt: &tokio::runtime::Runtime, streams: &[data::Stream], per_push: usize) {
+    let n = streams[0].entries.len();
+    let mut at = 0;
+    while at < n {
+        let end = (at + per_push).min(n);
+        let entries: Vec<Vec<WriteEntry<'_>>> = streams
+            .iter()
+            .map(|s| {
+                s.entries[at..end]
+                    .iter()
+                    .map(|(ts, line)| WriteEntry {
+                        ts: *ts,
+                        line: line.as_bytes(),
+                        metadata: &[],
+                    })
+                    .collect()
+            })
+            .collect();
+        let ws: Vec<WriteStream<'_>> = streams
+            .iter()
+            .zip(&entries)
+            .map(|(s, e)| WriteStream {
+                labels: &s.labels,
+                entries: e,
+            })
+            .collect();
+        rt.block_on(store.append("fake", &ws)).unwrap();
+        at = end;
+    }
+}
+
+fn config(dir: &std::path::Path) -> StoreConfig {
+    let mut c = StoreConfig::new(dir);
+    c.retention = None;
+    c
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    let lines = 200_000;
+    let streams = data::generate(lines, 100, now() - 3_600_000_000_000, 18_000_000_000 / 1000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let raw: usize = streams
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| e.1.len()))
+        .sum();
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(config(dir.path())).unwrap();
+        let cpu = cpu_seconds();
+        let t = Instant::now();
+        ingest(&store, &rt, &streams, 10);
+        store.flush().unwrap();
+        let (cpu, wall) = (cpu_seconds() - cpu, t.elapsed());
+        let disk = store.disk_usage();
+        eprintln!(
+            "ingest: {lines} lines, {:.0} raw bytes/line: {:.3} CPU-s per million lines ({:.2} s wall), {:.1} bytes/line on disk after flush",
+            raw as f64 / lines as f64,
+            cpu * 1e6 / lines as f64,
+            wall.as_secs_f64(),
+            disk as f64 / lines as f64
+        );
+        store.close(Duration::from_secs(60)).unwrap();
+    }
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(10);
+    g.throughput(criterion::Throughput::Elements(lines as u64));
+    g.bench_function("append_flush", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(config(dir.path())).unwrap();
+                let t = Instant::now();
+                ingest(&store, &rt, &streams, 10);
+                store.flush().unwrap();
+                total += t.elapsed();
+                store.close(Duration::from_secs(60)).unwrap();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn all() -> Vec<Matcher> {
+    vec![Matcher::new("app", MatchOp::Re, ".+").unwrap()]
+}
+
+/// Reads every entry of the selection; `f` sees each batch.
+fn scan(store: &Store, sel: &Select<'_>, mut f: impl FnMut(&logql::Batch)) {
+    let r = store.reader(&["fake".to_string()]);
+    for mut c in r.select(sel).unwrap() {
+        while let Some(b) = c.next_batch().unwrap() {
+            f(b);
+        }
+    }
+}
+
+fn bench_queries(c: &mut Criterion) {
+    let lines: usize = std::env::var("KIROKU_BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let start = now() - 6 * 3_600_000_000_000;
+    let mut streams = data::generate(
+        lines,
+        100,
+        start,
+        6 * 3_600_000_000_000 / (lines as i64 / 100),
+    );
+    let victim = &mut streams[57].entries[lines / 100 / 3].1;
+    victim.push_str(&format!(" request_id={NEEDLE}"));
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    {
+        let store = Store::open(config(dir.path())).unwrap();
+        let cpu = cpu_seconds();
+        ingest(&store, &rt, &streams, 100);
+        store.flush().unwrap();
+        store.maintain();
+        let cpu = cpu_seconds() - cpu;
+        let m = store.metrics();
+        eprintln!(
+            "query data: {lines} lines in {} parts, {:.1} bytes/line on disk, ingest {:.3} CPU-s per million lines",
+            m.parts,
+            store.disk_usage() as f64 / lines as f64,
+            cpu * 1e6 / lines as f64
+        );
+        store.close(Duration::from_secs(60)).unwrap();
+    }
+    drop(streams);
+    let t = Instant::now();
+    let store = Store::open(config(dir.path())).unwrap();
+    eprintln!("open with {lines} lines in parts: {:?}", t.elapsed());
+    let matchers = all();
+    let end = now();
+    let mut g = c.benchmark_group("query");
+    let needle = RequiredText::Literal {
+        text: NEEDLE.into(),
+        case_insensitive: false,
+    };
+    let finder = memchr::memmem::Finder::new(NEEDLE);
+    let sel = Select {
+        matchers: &matchers,
+        start,
+        end,
+        direction: Direction::Backward,
+        columns: Columns {
+            lines: true,
+            metadata: false,
+        },
+        required: Some(&needle),
+    };
+    let mut found = 0;
+    scan(&store, &sel, |b| {
+        found += (0..b.len())
+            .filter(|&i| finder.find(b.line(i)).is_some())
+            .count()
+    });
+    assert_eq!(found, 1, "the needle is in exactly one line");
+    g.bench_function("needle", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            scan(&store, &sel, |b| {
+                n += (0..b.len())
+                    .filter(|&i| finder.find(b.line(i)).is_some())
+                    .count()
+            });
+            n
+        })
+    });
+    let ts_only = Select {
+        matchers: &matchers,
+        start,
+        end,
+        direction: Direction::Forward,
+        columns: Columns {
+            lines: false,
+            metadata: false,
+        },
+        required: None,
+    };
+    let minutes = ((end - start) / MINUTE + 1) as usize;
+    let mut counts = vec![0u64; minutes];
+    g.bench_function("count_per_minute", |b| {
+        b.iter(|| {
+            counts.iter_mut().for_each(|c| *c = 0);
+            scan(&store, &ts_only, |b| {
+                for &t in &b.timestamps {
+                    counts[((t - start) / MINUTE) as usize] += 1;
+                }
+            });
+            counts.iter().sum::<u64>()
+        })
+    });
+    assert_eq!(counts.iter().sum::<u64>(), lines as u64 / 100 * 100);
+    g.bench_function("bytes_per_minute", |b| {
+        b.iter(|| {
+            counts.iter_mut().for_each(|c| *c = 0);
+            scan(&store, &ts_only, |b| {
+                for (t, l) in b.timestamps.iter().zip(&b.line_lengths) {
+                    counts[((t - start) / MINUTE) as usize] += u64::from(*l);
+                }
+            });
+            counts.iter().sum::<u64>()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_ingest, bench_queries);
+criterion_main!(benches);
