@@ -41,7 +41,9 @@ export function quote(v: string): string {
   return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 
-/** Adds `name="value"` (or `!=`) to the first selector; replaces the same matcher if present. */
+/** Adds `name="value"` to the first selector, replacing a matcher on the same label (a
+ *  switch from one pod to another); `name!="value"` is added beside the others, since a
+ *  selector may exclude several values and needs its positive matchers to stay valid. */
 export function addMatcher(q: string, name: string, value: string, negate: boolean): string {
   const end = selectorEnd(q);
   const m = `${name}${negate ? '!=' : '='}${quote(value)}`;
@@ -49,7 +51,7 @@ export function addMatcher(q: string, name: string, value: string, negate: boole
   const start = q.lastIndexOf('{', end);
   const inner = q.slice(start + 1, end);
   const existing = new RegExp(`(^|,)\\s*${name}\\s*(=|!=)\\s*"(?:[^"\\\\]|\\\\.)*"\\s*(?=,|$)`);
-  const replaced = existing.test(inner) ? inner.replace(existing, (_all, lead: string) => `${lead}${lead ? ' ' : ''}${m}`) : `${inner.trim() ? `${inner.trimEnd()}, ` : ''}${m}`;
+  const replaced = !negate && existing.test(inner) ? inner.replace(existing, (_all, lead: string) => `${lead}${lead ? ' ' : ''}${m}`) : `${inner.trim() ? `${inner.trimEnd()}, ` : ''}${m}`;
   return `${q.slice(0, start + 1)}${replaced}${q.slice(end)}`;
 }
 

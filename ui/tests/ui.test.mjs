@@ -128,6 +128,17 @@ test('expanding a line shows labels, structured metadata and JSON fields; filter
   const fields = await page.textContent('[data-testid=fields-parsed]');
   assert.match(fields, /status\s*\d{3}/);
   await screenshot(page, 'explore-expanded');
+  const pod = await page.$eval('[data-testid=fields-label] tr:has(td.field-name:text-is("pod")) td.field-value', (e) => e.textContent);
+  await page.click('[data-testid=fields-label] tr:has(td.field-name:text-is("pod")) button[aria-label="filter out pod"]');
+  await until('the excluding matcher', async () => (await page.textContent('.cm-content')) === `{app="api", pod!="${pod}"}`);
+  await until('lines of the other pod only', async () => {
+    const sources = await page.$$eval('[data-testid=log-row] .log-head', (els) => els.slice(0, 30).map((e) => e.textContent));
+    return sources.length > 0 && sources.every((t) => !t.includes(pod));
+  });
+  await page.click('[data-testid=log-row] .log-head');
+  await page.waitForSelector('[data-testid=fields-parsed]');
+  const otherPod = await page.$eval('[data-testid=fields-label] tr:has(td.field-name:text-is("pod")) td.field-value', (e) => e.textContent);
+  assert.notEqual(otherPod, pod);
   const status = await page.$eval('[data-testid=fields-parsed] tr:has(td.field-name:text-is("status")) td.field-value', (e) => e.textContent);
   await page.click('[data-testid=fields-parsed] tr:has(td.field-name:text-is("status")) button[aria-label="filter for status"]');
   await until('the filtered query', async () => (await page.textContent('.cm-content')).includes(`| json | status="${status}"`));

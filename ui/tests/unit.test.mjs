@@ -15,7 +15,9 @@ import { durationOf, parseTime, resolve, stepFor } from '../src/time.ts';
 
 test('addMatcher adds to the first selector, replaces the same matcher, skips braces in strings', () => {
   assert.equal(addMatcher('{app="api"}', 'pod', 'p-1', false), '{app="api", pod="p-1"}');
-  assert.equal(addMatcher('{app="api", pod="x"} |= "a"', 'pod', 'y', true), '{app="api", pod!="y"} |= "a"');
+  assert.equal(addMatcher('{app="api", pod="x"} |= "a"', 'pod', 'y', false), '{app="api", pod="y"} |= "a"');
+  assert.equal(addMatcher('{app="api", pod!="x"}', 'pod', 'y', true), '{app="api", pod!="x", pod!="y"}');
+  assert.equal(addMatcher('{app="api"}', 'app', 'api', true), '{app="api", app!="api"}');
   assert.equal(addMatcher('{app="}"} |= "{"', 'ns', 'a"b', false), '{app="}", ns="a\\"b"} |= "{"');
   assert.equal(addMatcher('', 'app', 'x', false), '{app="x"}');
   assert.equal(selectorEnd('{a="\\"}"}'), 8);
