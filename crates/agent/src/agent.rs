@@ -119,13 +119,12 @@ impl Agent {
                 &read.terminated,
             );
             kube_tasks.push(tokio::spawn(pw.run(client.clone(), tx.clone())));
-            let scope = args
-                .events
-                .unwrap_or(if args.mode == Mode::Files && node.is_some() {
-                    EventsScope::Node
-                } else {
-                    EventsScope::All
-                });
+            // A DaemonSet runs one agent per node: each reports its node's events only.
+            let scope = args.events.unwrap_or(if node.is_some() {
+                EventsScope::Node
+            } else {
+                EventsScope::All
+            });
             if scope != EventsScope::Off {
                 let ew_node = if scope == EventsScope::Node {
                     node.clone()

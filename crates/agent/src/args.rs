@@ -51,7 +51,7 @@ pub struct Args {
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubernetes events: `all`, only those about this node and its pods (`node`), or `off`.
-    /// Default: `node` in files mode when the node name is known, else `all`.
+    /// Default: `node` when the node name is known (one agent per node), else `all`.
     #[arg(long, value_enum)]
     pub events: Option<EventsScope>,
 
