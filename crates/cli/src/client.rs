@@ -295,18 +295,18 @@ impl Client {
         let mut source: Option<&dyn std::error::Error> = Some(e);
         let mut innermost = e.to_string();
         while let Some(s) = source {
+            if let Some(tls) = find_tls_error(s) {
+                return ClientError::Tls {
+                    addr,
+                    why: tls.to_string(),
+                };
+            }
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
                 why = why.or(match io.kind() {
                     std::io::ErrorKind::ConnectionRefused => Some("connection refused".to_string()),
                     std::io::ErrorKind::TimedOut => Some("connection timed out".to_string()),
                     _ => None,
                 });
-            }
-            if s.downcast_ref::<rustls::Error>().is_some() {
-                return ClientError::Tls {
-                    addr,
-                    why: s.to_string(),
-                };
             }
             innermost = s.to_string();
             source = s.source();
@@ -329,6 +329,20 @@ impl Client {
             },
         }
     }
+}
+
+/// rustls' error inside `e`. TLS failures arrive as I/O errors wrapping I/O errors wrapping
+/// it, and an I/O error's `source()` skips the error it wraps, so look inside each.
+fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t);
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+    {
+        return find_tls_error(inner);
+    }
+    None
 }
 
 /// The tenant, credentials and user agent as headers.

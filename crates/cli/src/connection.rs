@@ -202,10 +202,10 @@ pub fn parse_addr(addr: &str) -> Result<(Url, String), ClientError> {
 fn read_secret(what: &'static str, path: &Path) -> Result<String, ClientError> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
-        .map_err(|source| ClientError::File {
+        .map_err(|error| ClientError::File {
             what,
             path: path.to_owned(),
-            source,
+            error,
         })
 }
 

@@ -70,11 +70,11 @@ pub enum ClientError {
     },
     #[error("invalid address {addr:?}: {why}: pass --addr like http://127.0.0.1:3100")]
     Address { addr: String, why: String },
-    #[error("cannot read the {what} file {path}: {source}")]
+    #[error("cannot read the {what} file {path}: {error}")]
     File {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{0}")]
     Usage(String),
@@ -82,7 +82,15 @@ pub enum ClientError {
     #[error("{0}")]
     NotFound(String),
     #[error("cannot write the output: {0}")]
-    Output(#[from] std::io::Error),
+    Output(std::io::Error),
+}
+
+// Not `#[from]`: that would also make the error its own source, and `kiroku: {e:#}` would
+// print the cause twice.
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> ClientError {
+        ClientError::Output(e)
+    }
 }
 
 /// A query the server could not parse, with the position it reported (1-based line and

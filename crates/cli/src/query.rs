@@ -101,11 +101,13 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
         return print_samples(&mut out, &answer.response.result, &answer.body, &a)
             .map_err(Into::into);
     }
-    // Following prints oldest first: the window's last lines, then the new ones.
-    let dir = if a.forward {
-        Direction::Forward
-    } else {
-        Direction::Backward
+    // Following prints the window's last lines oldest first, then the new ones: read all
+    // of the window forward, or its newest lines backward and print them reversed.
+    let dir = match (a.follow, a.forward) {
+        (true, _) if a.limit == 0 => Direction::Forward,
+        (true, _) => Direction::Backward,
+        (false, true) => Direction::Forward,
+        (false, false) => Direction::Backward,
     };
     let mut pager = Pager::new(
         range,

@@ -50,7 +50,7 @@ pub fn client_config(ep: &Endpoint) -> Result<Arc<ClientConfig>, ClientError> {
             let key = PrivateKeyDer::from_pem_file(key).map_err(|e| ClientError::File {
                 what: "TLS client key",
                 path: key.clone(),
-                source: std::io::Error::other(e.to_string()),
+                error: std::io::Error::other(e.to_string()),
             })?;
             builder
                 .with_client_auth_cert(certs, key)
@@ -68,7 +68,7 @@ fn read_certs(
     let file_err = |e: String| ClientError::File {
         what,
         path: path.to_owned(),
-        source: std::io::Error::other(e),
+        error: std::io::Error::other(e),
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| file_err(e.to_string()))?
@@ -119,3 +119,6 @@ impl ServerCertVerifier for NoVerification {
         self.0.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests;
