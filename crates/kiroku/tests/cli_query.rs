@@ -221,6 +221,8 @@ fn metric_queries_print_tables_and_json_lines() {
             "2024-05-01T10:01:35Z",
             "-o",
             "jsonl",
+            "-z",
+            "utc",
         ],
     );
     let rows = jsonl(&out);
