@@ -67,16 +67,20 @@ impl Client {
     pub fn new(endpoint: Endpoint) -> Result<Client, ClientError> {
         let tls = crate::tls::client_config(&endpoint)?;
         let headers = request_headers(&endpoint)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured((*tls).clone())
             .default_headers(headers.clone())
             .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|e| ClientError::Tls {
-                addr: endpoint.display.clone(),
-                why: e.to_string(),
-            })?;
+            .redirect(reqwest::redirect::Policy::limited(3));
+        // HTTP(S)_PROXY is honoured, but never for this machine, as Go's clients (logcli)
+        // behave: a proxy cannot reach the user's own loopback.
+        if is_loopback(&endpoint.base) {
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| ClientError::Tls {
+            addr: endpoint.display.clone(),
+            why: e.to_string(),
+        })?;
         Ok(Client {
             http,
             endpoint,
@@ -331,6 +335,18 @@ impl Client {
     }
 }
 
+fn is_loopback(url: &Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 /// rustls' error inside `e`. TLS failures arrive as I/O errors wrapping I/O errors wrapping
 /// it, and an I/O error's `source()` skips the error it wraps, so look inside each.
 fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
@@ -475,6 +491,19 @@ mod tests {
         assert_eq!(h[AUTHORIZATION], "Basic dTpw");
         ep.org_id = Some("a\nb".into());
         assert!(request_headers(&ep).is_err());
+    }
+
+    #[test]
+    fn loopback_addresses_bypass_proxies() {
+        for (a, want) in [
+            ("http://localhost:3100", true),
+            ("http://127.0.0.1:3100", true),
+            ("http://[::1]:3100", true),
+            ("http://loki.example.com", false),
+            ("http://10.0.0.1:3100", false),
+        ] {
+            assert_eq!(is_loopback(&Url::parse(a).unwrap()), want, "{a}");
+        }
     }
 
     #[test]

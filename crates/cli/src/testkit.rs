@@ -189,6 +189,7 @@ fn http_client() -> Result<reqwest::Client, String> {
     .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())
