@@ -237,7 +237,9 @@ impl Pager {
                 Some(b) if b.from() == last => b,
                 b => b.insert(Seen::new(last)),
             };
-            for l in &page.lines {
+            // Only the last timestamp comes back (a backward page's newer lines are all
+            // at or after it, but the next window ends just past it).
+            for l in page.lines.iter().filter(|l| l.ts == last) {
                 b.add(l);
             }
         }
@@ -377,6 +379,34 @@ mod tests {
         let got: Vec<_> = lines.iter().map(|l| l.line.as_str()).collect();
         let want: Vec<String> = (0..25).map(|i| format!("l{i}")).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_last_page_asks_only_for_what_is_left_and_the_repeats() {
+        let data: Vec<_> = (0..40)
+            .map(|i| (Labels::from_pairs([("app", "a")]), i * 10, format!("l{i}")))
+            .collect();
+        let mut p = Pager::new(
+            TimeRange {
+                start: 0,
+                end: 1000,
+            },
+            Direction::Backward,
+            Some(25),
+            10,
+        );
+        let mut limits = Vec::new();
+        let mut printed = 0;
+        while let Some(req) = p.next_request() {
+            limits.push(req.limit);
+            printed += p
+                .accept(answer(&data, req, Direction::Backward))
+                .lines
+                .len();
+        }
+        // 10 new; 9 new and the repeated line; the 6 left and the repeated line.
+        assert_eq!(printed, 25);
+        assert_eq!(limits, [10, 10, 7]);
     }
 
     #[test]
