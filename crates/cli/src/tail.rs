@@ -64,7 +64,9 @@ pub async fn follow(
             Ok(ws) => {
                 connected_once = true;
                 let mut got_frames = false;
-                let reason = read_frames(client, ws, &mut seen, &mut sink, &mut got_frames).await?;
+                let reason =
+                    read_frames(client, req.query, ws, &mut seen, &mut sink, &mut got_frames)
+                        .await?;
                 if got_frames {
                     failures = 0;
                 }
@@ -206,6 +208,7 @@ async fn connect(client: &Client, req: TailRequest<'_>, start: i64) -> Result<Ws
 /// reconnection cannot fix: an answer that is not Loki's, a query error, output failing.
 async fn read_frames(
     client: &Client,
+    query: &str,
     mut ws: Ws,
     seen: &mut Seen,
     sink: &mut impl FnMut(&[LogLine]) -> Result<(), ClientError>,
@@ -219,7 +222,7 @@ async fn read_frames(
                 let reason = f.reason.as_str().trim();
                 if f.code != CloseCode::Normal
                     && f.code != CloseCode::Away
-                    && let Some(b) = BadQuery::from_message("", reason)
+                    && let Some(b) = BadQuery::from_message(query, reason)
                 {
                     return Err(ClientError::BadQuery(b));
                 }
@@ -233,11 +236,25 @@ async fn read_frames(
             Ok(_) => continue,
             Err(e) => return Ok(e.to_string()),
         };
-        let frame = parse_frame(&data).map_err(|why| ClientError::Decode {
-            addr: client.endpoint().display.clone(),
-            path: format!("/{PATH}"),
-            why,
-        })?;
+        let frame = match parse_frame(&data) {
+            Ok(f) => f,
+            // Loki (and kiroku) report a failing tail as a plain text message.
+            Err(why) => {
+                let text = String::from_utf8_lossy(&data);
+                let text = text.trim();
+                if text.starts_with('{') || text.is_empty() {
+                    return Err(ClientError::Decode {
+                        addr: client.endpoint().display.clone(),
+                        path: format!("/{PATH}"),
+                        why,
+                    });
+                }
+                if let Some(b) = BadQuery::from_message(query, text) {
+                    return Err(ClientError::BadQuery(b));
+                }
+                return Ok(format!("the server said: {text}"));
+            }
+        };
         *got_frames = true;
         if frame.dropped > 0 {
             eprintln!(

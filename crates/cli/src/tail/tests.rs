@@ -198,6 +198,35 @@ async fn a_refused_handshake_is_reported_at_once() {
 }
 
 #[tokio::test]
+async fn an_error_message_instead_of_frames_is_reported_with_the_query() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut ws, _, _) = accept(&listener).await;
+        ws.send(Message::text(
+            "parse error at line 1, col 11: syntax error: unexpected $end, expecting } or ,",
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let c = client(port);
+    let req = TailRequest {
+        query: r#"{app="a""#,
+        start: S0,
+        limit: 100,
+        delay_for: 0,
+    };
+    let r = follow(&c, req, Seen::new(S0), |_| Ok(())).await;
+    let Err(ClientError::BadQuery(b)) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(b.query, r#"{app="a""#);
+    assert_eq!(b.position, Some((1, 11)));
+    server.await.unwrap();
+}
+
+#[tokio::test]
 async fn nothing_listening_is_no_server() {
     let port = crate::testkit::free_port().unwrap();
     let c = client(port);
