@@ -162,6 +162,11 @@ impl PodCache {
         }
     }
 
+    /// Known and not deleted.
+    pub fn is_live(&self, uid: &str) -> bool {
+        self.pods.read().get(uid).is_some_and(|(_, d)| d.is_none())
+    }
+
     pub fn live_uids(&self) -> Vec<Arc<PodMeta>> {
         self.pods
             .read()

@@ -85,6 +85,16 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+fn protocol_time(ns: i64) -> String {
+    // RFC 3339 with nanoseconds, as runtimes write it.
+    let line = docker_line(ns, "stdout", "");
+    line.split("\"time\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or("")
+        .to_string()
+}
+
 fn by_stream(lines: &[Received]) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for l in lines {
@@ -130,9 +140,17 @@ fn pod_logs_survive_rotation_restarts_and_deletion_exactly_once_in_order() {
     cri.push_str(&cri_line(next(), "stdout", false, "end"));
     append(&web.join("0.log"), &cri);
     let mut docker = String::new();
-    for i in 1..=3 {
+    for i in 1..=2 {
         docker.push_str(&docker_line(next(), "stdout", &format!("d{i}")));
     }
+    // Docker splits long lines: a `log` without its newline continues in the next record.
+    let t = protocol_time(next());
+    docker.push_str(&format!(
+        "{{\"log\":\"d3-\",\"stream\":\"stdout\",\"time\":\"{t}\"}}\n"
+    ));
+    docker.push_str(&format!(
+        "{{\"log\":\"big\\n\",\"stream\":\"stdout\",\"time\":\"{t}\"}}\n"
+    ));
     append(&api.join("0.log"), &docker);
     // Leftovers the kubelet compressed must not be read as logs.
     append(
@@ -189,7 +207,7 @@ fn pod_logs_survive_rotation_restarts_and_deletion_exactly_once_in_order() {
         ]
     );
     assert_eq!(streams.get(WEB_ERR).unwrap(), &["e1"]);
-    assert_eq!(streams.get(API_OUT).unwrap(), &["d1", "d2", "d3", "d4"]);
+    assert_eq!(streams.get(API_OUT).unwrap(), &["d1", "d2", "d3-big", "d4"]);
     assert_eq!(streams.len(), 3, "{streams:#?}");
     // Nothing arrives twice, even after a while.
     std::thread::sleep(Duration::from_millis(600));
@@ -384,4 +402,39 @@ fn bad_input_is_counted_and_everything_else_still_arrives() {
     })
     .expect("line after a 400");
     assert!(!recv.lines().iter().any(|l| l.line == "refused"));
+}
+
+#[test]
+fn basic_auth_and_static_files_without_kubernetes() {
+    let dir = TempDir::new("agent-basic");
+    let recv = PushReceiver::start().unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "pa55\n").unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "one\n");
+    let glob = log.to_string_lossy().into_owned();
+    let agent = Agent::start(
+        dir.path(),
+        &recv.url(),
+        &[
+            "--mode",
+            "files",
+            "--files",
+            &glob,
+            "--username",
+            "kiroku",
+            "--password-file",
+            &pw.to_string_lossy(),
+        ],
+    );
+    wait_lines(&recv, 1, &agent);
+    let h = recv.last_headers().unwrap();
+    assert_eq!(h.get("authorization").unwrap(), "Basic a2lyb2t1OnBhNTU=");
+    // A line without its newline waits for it.
+    append(&log, "tw");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(recv.lines().len(), 1);
+    append(&log, "o\n");
+    let lines = wait_lines(&recv, 2, &agent);
+    assert_eq!(lines[1].line, "two");
 }

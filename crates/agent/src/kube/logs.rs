@@ -74,7 +74,7 @@ impl ApiLogs {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &c.namespace);
         let info = |cache: &PodCache| {
             let pod = cache.get(&c.uid);
-            let live = cache.live_uids().iter().any(|p| p.uid == c.uid);
+            let live = cache.is_live(&c.uid);
             let ci = pod.and_then(|p| p.containers.iter().find(|x| x.name == c.container).cloned());
             (live, ci)
         };
