@@ -208,8 +208,11 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
         ))
         .filter(|r| r.len() >= 400)
     });
-    let all =
-        all.unwrap_or_else(|| panic!("lines missing after the outage\nagent:\n{}", agent.output()));
+    assert!(
+        all.is_some(),
+        "lines missing after the outage\nagent:\n{}",
+        agent.output()
+    );
     std::thread::sleep(Duration::from_millis(500));
     let all = query(&srv, r#"{namespace="shop", pod="web-1"}"#, start, end);
     let lines: Vec<&str> = all.iter().map(|(_, l)| l.as_str()).collect();
