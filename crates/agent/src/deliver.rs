@@ -74,7 +74,7 @@ impl Pending {
         if ts == MARK_ONLY {
             return;
         }
-        self.bytes += line.len() as u64 + 16;
+        self.bytes += (line.len() + stream.metadata_bytes) as u64 + 16;
         self.lines += 1;
         let key: &str = &stream.labels;
         let i = match self.index.get(key) {
@@ -277,5 +277,94 @@ fn save(positions: &mut Positions, path: &std::path::Path, metrics: &Metrics, sa
     if let Err(e) = positions.save(path) {
         metrics.error(ErrorKind::Positions);
         tracing::error!(error = %e, "cannot save positions");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::PushConfig;
+    use crate::testkit::{PushReceiver, TempDir};
+
+    fn entry(stream: &Arc<crate::entry::Stream>, i: u64) -> Entry {
+        Entry {
+            stream: stream.clone(),
+            ts: i as i64,
+            line: format!("line {i}"),
+            mark: Some(Mark::File {
+                path: "/logs/a.log".into(),
+                dev: 1,
+                ino: 2,
+                offset: i,
+            }),
+        }
+    }
+
+    #[test]
+    fn positions_advance_only_when_the_server_acknowledges() {
+        let dir = TempDir::new("deliver");
+        let recv = PushReceiver::start().unwrap();
+        recv.fail_with(Some(503));
+        let metrics = Metrics::new();
+        let (buffer, _) = Buffer::open(&dir.path().join("buf"), 1 << 20).unwrap();
+        let shared = Shared::new(buffer, metrics.clone());
+        let pusher = Pusher::new(
+            PushConfig {
+                url: recv.url(),
+                ..PushConfig::default()
+            },
+            metrics.clone(),
+        )
+        .unwrap();
+        let pos_path = dir.path().join("positions.json");
+        let stream =
+            crate::entry::Stream::new(&protocol::Labels::from_pairs([("job", "t")]), vec![]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, rx) = mpsc::channel(16);
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let batcher = tokio::spawn(batcher(
+                rx,
+                shared.clone(),
+                1 << 20,
+                Duration::from_millis(20),
+            ));
+            let sender = tokio::spawn(sender(
+                shared.clone(),
+                pusher,
+                Positions::default(),
+                pos_path.clone(),
+                stop_rx,
+            ));
+            for i in 1..=3 {
+                tx.send(entry(&stream, i)).await.unwrap();
+            }
+            // Retrying: buffered, but no position saved.
+            while metrics.push_retries.get() < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(shared.buffer.lock().pending_bytes() > 0);
+            let saved = Positions::load(&pos_path).unwrap();
+            assert!(saved.files.is_empty(), "{saved:?}");
+            recv.fail_with(None);
+            while metrics.lines_sent.get() < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            drop(tx);
+            batcher.await.unwrap();
+            stop_tx.send(true).unwrap();
+            let final_positions = sender.await.unwrap();
+            assert_eq!(final_positions.files["/logs/a.log"].offset, 3);
+        });
+        assert_eq!(
+            Positions::load(&pos_path).unwrap().files["/logs/a.log"].offset,
+            3
+        );
+        let lines: Vec<String> = recv.lines().into_iter().map(|l| l.line).collect();
+        assert_eq!(lines, ["line 1", "line 2", "line 3"]);
+        assert!(shared.buffer.lock().is_empty());
     }
 }

@@ -13,16 +13,20 @@ pub struct Stream {
     /// `{name="value", ...}`, sorted.
     pub labels: String,
     pub metadata: Vec<LabelPairAdapter>,
+    /// Bytes the metadata adds to each line, for batch sizes.
+    pub metadata_bytes: usize,
 }
 
 impl Stream {
     pub fn new(labels: &protocol::Labels, metadata: Vec<(String, String)>) -> Arc<Stream> {
+        let metadata_bytes = metadata.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
         Arc::new(Stream {
             labels: labels.to_string(),
             metadata: metadata
                 .into_iter()
                 .map(|(name, value)| LabelPairAdapter { name, value })
                 .collect(),
+            metadata_bytes,
         })
     }
 }
