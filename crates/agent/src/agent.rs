@@ -24,6 +24,8 @@ use crate::push::{PushConfig, Pusher};
 /// How long a stopping agent keeps pushing what is buffered before it leaves the rest for
 /// the next start.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
+/// How long a stopping agent waits to store what it read before leaving it to be read again.
+const STORE_ON_STOP: Duration = Duration::from_secs(5);
 
 pub struct Agent;
 
@@ -195,10 +197,32 @@ impl Agent {
         for t in kube_tasks {
             let _ = t.await;
         }
+        // With the disk buffer full, the batcher waits for room and the file thread for
+        // the batcher. Lines not yet stored can be dropped safely: positions only cover
+        // stored batches, so the next start reads them again.
+        let mut batcher = batcher;
         if let Some(t) = files_thread {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            let mut join = tokio::task::spawn_blocking(move || t.join());
+            if tokio::time::timeout(STORE_ON_STOP, &mut join)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "disk buffer full at stop: lines read but not stored will be read again at the next start"
+                );
+                batcher.abort();
+                let _ = join.await;
+            }
         }
-        let _ = batcher.await;
+        if tokio::time::timeout(STORE_ON_STOP, &mut batcher)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "disk buffer full at stop: the last batch is read again at the next start"
+            );
+            batcher.abort();
+        }
         let until = Instant::now() + DRAIN_ON_STOP;
         while Instant::now() < until && !shared.buffer.lock().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;

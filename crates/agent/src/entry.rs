@@ -50,7 +50,7 @@ pub struct Entry {
 pub enum Mark {
     /// A file read up to `offset` (the start of the next unread line).
     File {
-        path: String,
+        path: SharedPath,
         dev: u64,
         ino: u64,
         offset: u64,
@@ -77,10 +77,40 @@ impl Mark {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MarkKey {
-    File(String),
+    File(SharedPath),
     Events,
     ApiLog(String),
     Terminated(String),
+}
+
+/// A file path shared by every line of the file: a mark per line costs a reference count,
+/// not an allocation. Serialized as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SharedPath(pub Arc<str>);
+
+impl From<&str> for SharedPath {
+    fn from(s: &str) -> SharedPath {
+        SharedPath(Arc::from(s))
+    }
+}
+
+impl std::fmt::Display for SharedPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for SharedPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SharedPath, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(SharedPath(Arc::from(s)))
+    }
 }
 
 /// Turns bytes read from a source into a line: valid UTF-8 is copied once; anything else

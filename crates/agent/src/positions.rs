@@ -112,7 +112,7 @@ impl Positions {
                 offset,
             } => {
                 self.files.insert(
-                    path.clone(),
+                    path.to_string(),
                     FilePos {
                         dev: *dev,
                         ino: *ino,

@@ -438,3 +438,59 @@ fn basic_auth_and_static_files_without_kubernetes() {
     let lines = wait_lines(&recv, 2, &agent);
     assert_eq!(lines[1].line, "two");
 }
+
+#[test]
+fn a_full_disk_buffer_pauses_reading_and_a_stop_loses_nothing() {
+    let dir = TempDir::new("agent-full");
+    let recv = PushReceiver::start().unwrap();
+    recv.fail_with(Some(503));
+    let file = dir.path().join("pods/shop_bulk-1_uid-bulk/app/0.log");
+    let mut seed: u64 = 42;
+    let mut s = String::new();
+    let n = 30_000;
+    for i in 0..n {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        s.push_str(&cri_line(
+            T0 + i as i64,
+            "stdout",
+            false,
+            &format!("line {i:05} {seed:016x}"),
+        ));
+    }
+    append(&file, &s);
+    let args = ["--buffer-max-bytes", "64KiB", "--batch-size", "16KiB"];
+    let mut agent = Agent::start(dir.path(), &recv.url(), &args);
+    // Reading stops once the buffer holds its bound.
+    let stalled = wait_for(WAIT, || {
+        let read = agent.metric("kiroku_agent_lines_read_total");
+        std::thread::sleep(Duration::from_millis(300));
+        (read > 0.0 && read == agent.metric("kiroku_agent_lines_read_total")).then_some(read)
+    })
+    .expect("reading never paused");
+    assert!(
+        stalled < n as f64,
+        "read {stalled} of {n} lines with a 64 KiB buffer"
+    );
+    let buffered = agent.metric("kiroku_agent_buffer_bytes");
+    assert!(
+        buffered > 0.0 && buffered <= 65536.0,
+        "buffer holds {buffered} bytes"
+    );
+    // Stopping with a full buffer does not hang.
+    let status = agent.proc.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}",
+        agent.proc.output()
+    );
+
+    recv.fail_with(None);
+    let agent = Agent::start(dir.path(), &recv.url(), &args);
+    wait_lines(&recv, n, &agent);
+    std::thread::sleep(Duration::from_millis(500));
+    let lines: Vec<String> = recv.lines().into_iter().map(|l| l.line).collect();
+    assert_eq!(lines.len(), n, "every line exactly once");
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "in order");
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::deliver::MARK_ONLY;
-use crate::entry::{Entry, Mark, Stream, line_from_bytes};
+use crate::entry::{Entry, Mark, SharedPath, Stream, line_from_bytes};
 use crate::format::{Assembler, Format, Line, Output, cri, docker};
 use crate::metrics::{ErrorKind, Metrics};
 use crate::pods::{ContainerRef, PodCache, container_stream};
@@ -64,7 +64,7 @@ pub enum Poll {
 
 pub struct Tailer {
     pub path: PathBuf,
-    path_str: String,
+    path_shared: SharedPath,
     pub id: (u64, u64),
     file: File,
     /// Next byte to read.
@@ -83,6 +83,9 @@ pub struct Tailer {
     pub gone_since: Option<Instant>,
     quiet_since: Option<Instant>,
     warned_parse: bool,
+    /// Lines of the physical line being processed, sent once the read position after
+    /// them is known so the last one can carry it.
+    staged: Vec<Entry>,
 }
 
 impl Tailer {
@@ -101,7 +104,7 @@ impl Tailer {
             Source::Pod(_) => None,
         };
         Ok(Tailer {
-            path_str: path.to_string_lossy().into_owned(),
+            path_shared: SharedPath::from(path.to_string_lossy().as_ref()),
             path,
             id,
             file,
@@ -119,6 +122,7 @@ impl Tailer {
             gone_since: None,
             quiet_since: None,
             warned_parse: false,
+            staged: Vec::new(),
         })
     }
 
@@ -210,8 +214,43 @@ impl Tailer {
             let p = std::mem::take(&mut self.pending);
             self.line(&p, ctx)?;
             self.committed = self.offset;
+            self.release(ctx)?;
         }
         self.send_mark(ctx)
+    }
+
+    fn file_mark(&self) -> Mark {
+        Mark::File {
+            path: self.path_shared.clone(),
+            dev: self.id.0,
+            ino: self.id.1,
+            offset: self.committed,
+        }
+    }
+
+    /// Sends the staged lines; the last carries the read position after it, so every
+    /// batch holding lines of this file also holds where a restart resumes after them.
+    fn release(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Stopped> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let mut staged = std::mem::take(&mut self.staged);
+        if self.committed != self.last_mark
+            && let Some(last) = staged.last_mut()
+        {
+            last.mark = Some(self.file_mark());
+            self.last_mark = self.committed;
+        }
+        let mut result = Ok(());
+        for e in staged.drain(..) {
+            if ctx.tx.blocking_send(e).is_err() {
+                result = Err(Stopped);
+                break;
+            }
+        }
+        staged.clear();
+        self.staged = staged;
+        result
     }
 
     fn send_mark(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Stopped> {
@@ -225,12 +264,7 @@ impl Tailer {
                 stream,
                 ts: MARK_ONLY,
                 line: String::new(),
-                mark: Some(Mark::File {
-                    path: self.path_str.clone(),
-                    dev: self.id.0,
-                    ino: self.id.1,
-                    offset: self.committed,
-                }),
+                mark: Some(self.file_mark()),
             })
             .map_err(|_| Stopped)
     }
@@ -247,6 +281,7 @@ impl Tailer {
                         if !self.assembler.pending() {
                             self.committed = self.offset;
                         }
+                        self.release(ctx)?;
                     }
                     None => {
                         self.offset += data.len() as u64;
@@ -275,6 +310,7 @@ impl Tailer {
                     if !self.assembler.pending() {
                         self.committed = self.offset;
                     }
+                    self.release(ctx)?;
                 }
                 None => {
                     self.pending.extend_from_slice(data);
@@ -289,6 +325,7 @@ impl Tailer {
                         self.pending = Vec::new();
                         self.skipping = true;
                         r?;
+                        self.release(ctx)?;
                     }
                     return Ok(());
                 }
@@ -317,7 +354,6 @@ impl Tailer {
         };
         match parsed {
             Ok(rec) => {
-                let mut stopped = false;
                 // The assembler borrows its own buffer for the finished line, so finished
                 // lines are turned into entries inside the callback.
                 let Tailer {
@@ -325,18 +361,14 @@ impl Tailer {
                     streams,
                     source,
                     generation,
+                    staged,
                     ..
                 } = self;
                 assembler.feed(rec, |l| {
-                    if stopped {
-                        return;
-                    }
                     let stream = stream_for(streams, generation, source, Some(l.output), ctx);
-                    if send(stream, l, ctx).is_err() {
-                        stopped = true;
-                    }
+                    stage(staged, stream, l, ctx);
                 });
-                if stopped { Err(Stopped) } else { Ok(()) }
+                Ok(())
             }
             Err(e) => {
                 ctx.metrics.error(ErrorKind::Parse);
@@ -364,7 +396,8 @@ impl Tailer {
         ctx: &mut Ctx<'_>,
     ) -> Result<(), Stopped> {
         let stream = self.stream(output, ctx);
-        send(stream, l, ctx)
+        stage(&mut self.staged, stream, l, ctx);
+        Ok(())
     }
 
     fn stream(&mut self, output: Option<Output>, ctx: &Ctx<'_>) -> Arc<Stream> {
@@ -378,20 +411,18 @@ impl Tailer {
     }
 }
 
-fn send(stream: Arc<Stream>, l: Line<'_>, ctx: &Ctx<'_>) -> Result<(), Stopped> {
+fn stage(staged: &mut Vec<Entry>, stream: Arc<Stream>, l: Line<'_>, ctx: &Ctx<'_>) {
     ctx.metrics.lines_read.inc();
     ctx.metrics.bytes_read.add(l.msg.len() as u64);
     if l.truncated {
         ctx.metrics.lines_truncated.inc();
     }
-    ctx.tx
-        .blocking_send(Entry {
-            stream,
-            ts: l.ts,
-            line: line_from_bytes(l.msg, ctx.metrics),
-            mark: None,
-        })
-        .map_err(|_| Stopped)
+    staged.push(Entry {
+        stream,
+        ts: l.ts,
+        line: line_from_bytes(l.msg, ctx.metrics),
+        mark: None,
+    });
 }
 
 /// The stream of an output, rebuilt only when pod metadata changed.

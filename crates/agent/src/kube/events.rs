@@ -83,11 +83,11 @@ impl EventWatch {
                     if self.sent_until.is_some_and(|s| ts <= s) {
                         continue;
                     }
-                    self.event(ts, &e, &mut out);
+                    self.event(ts, &e, false, &mut out);
                 }
                 self.sent_until = None;
             }
-            Change::Applied(e) => self.event(event_ts(&e), &e, &mut out),
+            Change::Applied(e) => self.event(event_ts(&e), &e, true, &mut out),
             Change::Deleted(_) => {}
             Change::Reached(rv) => out.push(Entry {
                 stream: self.mark_stream.clone(),
@@ -102,7 +102,9 @@ impl EventWatch {
         out
     }
 
-    fn event(&mut self, ts: i64, e: &Event, out: &mut Vec<Entry>) {
+    /// `watched`: the event came from the watch, so its own resource version is a
+    /// position to resume from, carried by its line (in the same batch as the line).
+    fn event(&mut self, ts: i64, e: &Event, watched: bool, out: &mut Vec<Entry>) {
         let key = format!(
             "{}/{}",
             e.metadata.uid.as_deref().unwrap_or(""),
@@ -143,11 +145,20 @@ impl EventWatch {
         self.last_ts = self.last_ts.max(ts);
         self.metrics.events.inc();
         self.metrics.lines_read.inc();
+        let mark =
+            e.metadata
+                .resource_version
+                .clone()
+                .filter(|_| watched)
+                .map(|resource_version| Mark::Events {
+                    resource_version,
+                    ts: self.last_ts,
+                });
         out.push(Entry {
             stream,
             ts,
             line: event_line(e),
-            mark: None,
+            mark,
         });
     }
 
