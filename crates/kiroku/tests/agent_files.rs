@@ -375,10 +375,30 @@ fn bad_input_is_counted_and_everything_else_still_arrives() {
     assert_eq!(h.get("authorization").unwrap(), "Bearer s3cret");
     assert_eq!(h.get("content-type").unwrap(), "application/x-protobuf");
 
+    // A file replaced by a directory: said and counted once, the rest goes on.
+    let replaced = plain.join("replaced.log");
+    append(&replaced, "before-replace\n");
+    wait_for(WAIT, || {
+        recv.lines()
+            .iter()
+            .any(|l| l.line == "before-replace")
+            .then_some(())
+    })
+    .expect("line of the file to replace");
+    std::fs::remove_file(&replaced).unwrap();
+    std::fs::create_dir(&replaced).unwrap();
+    wait_for(WAIT, || {
+        (agent.metric(r#"kiroku_agent_errors_total{kind="not_a_file"}"#) == 2.0).then_some(())
+    })
+    .expect("the directory is reported");
+
     // Truncation in place: the file is read again from its start.
     let trunc = plain.join("trunc.log");
     append(&trunc, "t1\nt2\nt3\n");
-    wait_lines(&recv, 12, &agent);
+    wait_for(WAIT, || {
+        recv.lines().iter().any(|l| l.line == "t3").then_some(())
+    })
+    .expect("lines before truncation");
     std::fs::write(&trunc, "n1\n").unwrap();
     wait_for(WAIT, || {
         recv.lines().iter().any(|l| l.line == "n1").then_some(())
