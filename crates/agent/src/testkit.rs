@@ -8,7 +8,7 @@ mod receiver;
 
 pub use kube_api::{FakeContainer, FakeEvent, FakeKube, FakePod, FakeState, FakeTerminated};
 pub use process::{
-    Process, cri_line, docker_line, free_port, http_get, http_request, metric, wait_for,
+    Process, cri_line, docker_line, free_port, http_get, http_request, metric, rfc3339, wait_for,
 };
 pub use receiver::{PushReceiver, Received};
 

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use agent::testkit::{
-    FakeContainer, FakeKube, FakePod, FakeState, Process, TempDir, cri_line, free_port, http_get,
-    wait_for,
+    FakeContainer, FakeEvent, FakeKube, FakePod, FakeState, FakeTerminated, Process, TempDir,
+    cri_line, free_port, http_get, rfc3339, wait_for,
 };
 use common::{Server, now_ns};
 use serde_json::Value;
@@ -117,7 +117,7 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
     let url = format!("http://{}", srv.addr);
     let kube = FakeKube::start().unwrap();
     let kubeconfig = kube.kubeconfig(dir.path()).unwrap();
-    kube.apply_pod(&FakePod {
+    let pod = FakePod {
         namespace: "shop".into(),
         name: "web-1".into(),
         uid: "uid-web".into(),
@@ -132,7 +132,8 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
             },
             last_terminated: None,
         }],
-    });
+    };
+    kube.apply_pod(&pod);
     let file = dir.path().join("pods/shop_web-1_uid-web/app/0.log");
     let t0 = now_ns() - 60_000_000_000;
     let write = |from: usize, to: usize| {
@@ -184,6 +185,74 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
     let errs = query(&srv, r#"{namespace="shop", stream="stderr"}"#, start, end);
     assert_eq!(errs.len(), 10);
 
+    // The container is OOM-killed and restarted; the kubelet reports it as an event. The
+    // web UI reads both back from the server.
+    let died = now_ns() - 30_000_000_000;
+    kube.apply_pod(&FakePod {
+        containers: vec![FakeContainer {
+            name: "app".into(),
+            restart_count: 1,
+            state: FakeState::Running {
+                started_at: rfc3339(died + 1_000_000_000),
+            },
+            last_terminated: Some(FakeTerminated {
+                reason: "OOMKilled".into(),
+                exit_code: 137,
+                signal: None,
+                started_at: rfc3339(t0),
+                finished_at: rfc3339(died),
+                container_id: "containerd://c1".into(),
+            }),
+        }],
+        ..pod.clone()
+    });
+    kube.add_event(&FakeEvent {
+        namespace: "shop".into(),
+        name: "web-1.backoff".into(),
+        uid: "ev-backoff".into(),
+        type_: "Warning".into(),
+        reason: "BackOff".into(),
+        kind: "Pod".into(),
+        object_name: "web-1".into(),
+        message: "Back-off restarting failed container app in pod web-1".into(),
+        count: 2,
+        last_timestamp: rfc3339(died + 2_000_000_000),
+        host: "node-a".into(),
+    });
+    let term = wait_for(WAIT, || {
+        query(
+            &srv,
+            r#"{namespace="shop", pod="web-1", stream="stderr"}"#,
+            start,
+            end,
+        )
+        .into_iter()
+        .find(|(_, l)| l.starts_with("kiroku_event=container_terminated"))
+    })
+    .unwrap_or_else(|| panic!("no termination line\nagent:\n{}", agent.output()));
+    assert!(term.1.starts_with("kiroku_event=container_terminated reason=OOMKilled exit_code=137 signal=9 restart_count=1"), "{}", term.1);
+    assert!(
+        has(&term.0, "app", "web") && has(&term.0, "container", "app"),
+        "{:?}",
+        term.0
+    );
+    let ev = wait_for(WAIT, || {
+        query(
+            &srv,
+            r#"{job="integrations/kubernetes/eventhandler", source="kubernetes-events"}"#,
+            start,
+            end,
+        )
+        .into_iter()
+        .find(|(_, l)| l.contains("reason=BackOff"))
+    })
+    .unwrap_or_else(|| panic!("no event line\nagent:\n{}", agent.output()));
+    assert_eq!(
+        ev.1,
+        r#"type=Warning reason=BackOff kind=Pod name=web-1 count=2 component=kubelet msg="Back-off restarting failed container app in pod web-1""#
+    );
+    assert!(has(&ev.0, "namespace", "shop"), "{:?}", ev.0);
+
     // The server goes away; lines keep coming; it comes back on the same data and port.
     assert!(srv.terminate().success());
     write(100, 300);
@@ -206,7 +275,7 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
             start,
             end,
         ))
-        .filter(|r| r.len() >= 400)
+        .filter(|r| r.len() > 400)
     });
     assert!(
         all.is_some(),
@@ -215,7 +284,11 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
     );
     std::thread::sleep(Duration::from_millis(500));
     let all = query(&srv, r#"{namespace="shop", pod="web-1"}"#, start, end);
-    let lines: Vec<&str> = all.iter().map(|(_, l)| l.as_str()).collect();
+    let lines: Vec<&str> = all
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .filter(|l| l.starts_with("request"))
+        .collect();
     let want: Vec<String> = (0..400).map(|i| format!("request {i:04} served")).collect();
     assert_eq!(lines, want, "every line exactly once, in order");
     assert!(

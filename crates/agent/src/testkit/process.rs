@@ -205,3 +205,9 @@ pub fn docker_line(ts: i64, stream: &str, msg: &str) -> String {
         protocol::time::format_rfc3339_nano(ts)
     )
 }
+
+/// Unix nanoseconds as RFC 3339 with nanoseconds (UTC), as the Kubernetes API writes
+/// times.
+pub fn rfc3339(ns: i64) -> String {
+    protocol::time::format_rfc3339_nano(ns)
+}
