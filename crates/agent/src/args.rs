@@ -41,7 +41,8 @@ pub struct Args {
     #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
 
-    /// This node's name: the `node` label, and which pods and events are this agent's.
+    /// This node's name: the `node` label, and which pods and events are this agent's
+    /// (falls back to the `NODE_NAME` environment variable).
     #[arg(long, env = "KIROKU_NODE_NAME")]
     pub node_name: Option<String>,
 
@@ -91,7 +92,7 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub batch_wait: Duration,
 
-    /// Longer lines are cut to this size (a server rejects whole batches over its limit).
+    /// Longer lines are cut to this size (servers refuse lines over their limit).
     #[arg(long, default_value = "256KiB", value_parser = parse_bytes)]
     pub max_line_bytes: u64,
 
