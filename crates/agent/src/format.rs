@@ -183,6 +183,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_split_into_partials_joins_back(msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+                                              cuts in proptest::collection::vec(0usize..300, 0..6),
+                                              max in 1usize..400) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(msg.len())).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut parts = Vec::new();
+            let mut prev = 0;
+            for c in cuts {
+                parts.push(&msg[prev..c]);
+                prev = c;
+            }
+            parts.push(&msg[prev..]);
+            let mut a = Assembler::new(max);
+            let mut out = Vec::new();
+            let n = parts.len();
+            for (i, p) in parts.into_iter().enumerate() {
+                a.feed(rec(Output::Stdout, i + 1 < n, p), |l| out.push((l.msg.to_vec(), l.truncated)));
+            }
+            proptest::prop_assert_eq!(out.len(), 1);
+            proptest::prop_assert_eq!(&out[0].0[..], &msg[..msg.len().min(max)]);
+            proptest::prop_assert_eq!(out[0].1, msg.len() > max);
+            proptest::prop_assert!(!a.pending());
+        }
+    }
+
     #[test]
     fn joins_partials_per_output_and_caps_them() {
         let mut a = Assembler::new(8);
