@@ -168,7 +168,7 @@ pub(crate) fn label_filter(f: &LabelFilter) -> String {
         LabelFilter::Or(a, b) => format!("( {} or {} )", label_filter(a), label_filter(b)),
         LabelFilter::String(m) => {
             if m.op == MatchOp::Re && !label_regex_is_literal(&m.value) {
-                let v = if m.value.contains('`') {
+                let v = if m.value.contains(['`', '\r']) {
                     quote(&m.value)
                 } else {
                     format!("`{}`", m.value)
@@ -458,6 +458,12 @@ pub fn check_round_trip(q: &str) {
     let Ok(e) = crate::parse(q) else {
         return;
     };
+    // `1 % 0` folds to NaN, which prints as `NaN` in Loki too; LogQL cannot write it.
+    if let Expr::Sample(s) = &e
+        && has_non_finite(s)
+    {
+        return;
+    }
     let one = to_string(&e);
     let back = crate::parse(&one)
         .unwrap_or_else(|err| panic!("{q:?} printed as {one:?}, which does not parse: {err}"));
@@ -466,6 +472,17 @@ pub fn check_round_trip(q: &str) {
     let back = crate::parse(&pretty)
         .unwrap_or_else(|err| panic!("{q:?} formatted as {pretty:?}, which does not parse: {err}"));
     assert_eq!(to_string(&back), one, "{q:?} formats to {pretty:?}, another query");
+}
+
+fn has_non_finite(e: &SampleExpr) -> bool {
+    match e {
+        SampleExpr::Literal(v) | SampleExpr::VectorLiteral(v) => !v.is_finite(),
+        SampleExpr::Range(r) => r.param.is_some_and(|p| !p.is_finite()),
+        SampleExpr::Vector(v) => has_non_finite(&v.expr),
+        SampleExpr::Binary(b) => has_non_finite(&b.lhs) || has_non_finite(&b.rhs),
+        SampleExpr::LabelReplace(l) => has_non_finite(&l.expr),
+        SampleExpr::Paren(e) => has_non_finite(e),
+    }
 }
 
 impl std::fmt::Display for Expr {
