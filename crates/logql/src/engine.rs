@@ -235,6 +235,121 @@ fn thousands(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{MemoryEntry, MemorySource};
+    use protocol::Labels;
+    use protocol::response::QueryResult;
+
+    const T0: i64 = 1_795_168_800_000_000_000;
+    const MIN: i64 = 60_000_000_000;
+
+    fn source(streams: usize, per: usize) -> MemorySource {
+        let mut src = MemorySource::new();
+        for s in 0..streams {
+            let labels = Labels::from_pairs([("app", "a".to_string()), ("pod", format!("p{s}"))]);
+            src.push(
+                labels,
+                (0..per).map(|i| MemoryEntry {
+                    ts: T0 + i as i64 * 1_000_000_000,
+                    line: format!("line {i}"),
+                    metadata: vec![],
+                }),
+            );
+        }
+        src
+    }
+
+    fn range<'a>(query: &'a str, limit: u32) -> RangeQuery<'a> {
+        RangeQuery {
+            query,
+            start: T0,
+            end: T0 + 10 * MIN,
+            step: Some(MIN),
+            interval: None,
+            limit,
+            direction: Direction::Backward,
+            categorize_labels: false,
+        }
+    }
+
+    #[test]
+    fn log_queries_return_the_newest_entries_up_to_the_limit() {
+        let src = source(3, 100);
+        let r = Engine::default()
+            .query_range(&src, &range(r#"{app="a"}"#, 5))
+            .unwrap();
+        let QueryResult::Streams(streams) = r.result else {
+            panic!("not streams");
+        };
+        let mut ts: Vec<i64> = streams
+            .iter()
+            .flat_map(|s| s.entries.iter().map(|e| e.ts))
+            .collect();
+        ts.sort();
+        assert_eq!(ts.len(), 5);
+        assert_eq!(*ts.last().unwrap(), T0 + 99_000_000_000);
+        assert!(ts[0] >= T0 + 98_000_000_000);
+    }
+
+    #[test]
+    fn limits_fail_with_what_to_change() {
+        let src = source(3, 600);
+        let e = Engine::default()
+            .query_range(&src, &range(r#"{app="a"}"#, 6000))
+            .unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("(6000 > 5000)"), "{e}");
+
+        let small = Engine::new(Limits {
+            max_series: 2,
+            ..Limits::default()
+        });
+        let e = small
+            .query_range(&src, &range(r#"count_over_time({app="a"}[1m])"#, 100))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("maximum number of series (2)"),
+            "{e}"
+        );
+        assert!(
+            small
+                .query_range(&src, &range(r#"sum(count_over_time({app="a"}[1m]))"#, 100))
+                .is_ok()
+        );
+
+        let tiny = Engine::new(Limits {
+            max_query_bytes: 1024,
+            ..Limits::default()
+        });
+        let e = tiny
+            .query_range(&src, &range(r#"count_over_time({app="a"}[90s])"#, 100))
+            .unwrap_err();
+        assert_eq!(e.status(), 400, "{e}");
+
+        let hurried = Engine::new(Limits {
+            timeout: Duration::ZERO,
+            ..Limits::default()
+        });
+        let e = hurried
+            .query_range(&src, &range(r#"sum(count_over_time({app="a"}[1m]))"#, 100))
+            .unwrap_err();
+        assert_eq!(e.status(), 504, "{e}");
+    }
+
+    #[test]
+    fn metric_range_queries_align_and_count() {
+        let src = source(2, 600);
+        let mut q = range(r#"sum(count_over_time({app="a"}[1m]))"#, 100);
+        q.start += 1; // aligned down to T0, as Loki's frontend does
+        let r = Engine::default().query_range(&src, &q).unwrap();
+        let QueryResult::Matrix(m) = r.result else {
+            panic!("not a matrix");
+        };
+        assert_eq!(m.len(), 1);
+        // (T0-1m, T0] has the first entry of each stream; later windows 60 each.
+        assert_eq!(m[0].values[0].t_ms, T0 / 1_000_000);
+        assert_eq!(m[0].values[0].v, 2.0);
+        assert_eq!(m[0].values[1].v, 120.0);
+    }
 
     #[test]
     fn defaults_and_messages() {
