@@ -57,49 +57,38 @@ pub(crate) fn next_token(data: &[u8]) -> Option<usize> {
         .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
 }
 
-/// The end of a string body (after the closing quote) and whether it has escapes.
+/// The end of a string body (after the closing quote) and whether it has escapes: the
+/// first quote not escaped by an odd run of backslashes.
 pub(crate) fn string_end(data: &[u8]) -> Option<(usize, bool)> {
-    let mut escaped = false;
-    for (i, &c) in data.iter().enumerate() {
-        if c == b'"' {
-            if !escaped {
-                return Some((i + 1, false));
-            }
-            // Count the backslashes right before: an even number means the quote ends it.
-            let mut j = i;
-            let mut n = 0;
-            while j > 0 && data[j - 1] == b'\\' {
-                n += 1;
-                j -= 1;
-            }
-            if n % 2 == 0 {
-                return Some((i + 1, true));
-            }
-        } else if c == b'\\' {
-            escaped = true;
+    let mut from = 0;
+    loop {
+        let q = from + memchr::memchr(b'"', &data[from..])?;
+        let run = data[..q].iter().rev().take_while(|&&c| c == b'\\').count();
+        if run % 2 == 0 {
+            return Some((q + 1, memchr::memchr(b'\\', &data[..q]).is_some()));
         }
+        from = q + 1;
     }
-    None
 }
 
 /// The end of an array or object starting at `data[0]`, skipping strings.
 pub(crate) fn block_end(data: &[u8], open: u8, close: u8) -> Option<usize> {
     let mut level = 0i32;
     let mut i = 0;
-    while i < data.len() {
+    while let Some(off) = memchr::memchr3(b'"', open, close, &data[i..]) {
+        i += off;
         match data[i] {
             b'"' => {
                 let (se, _) = string_end(&data[i + 1..])?;
                 i += se;
             }
             c if c == open => level += 1,
-            c if c == close => {
+            _ => {
                 level -= 1;
                 if level == 0 {
                     return Some(i + 1);
                 }
             }
-            _ => {}
         }
         i += 1;
     }

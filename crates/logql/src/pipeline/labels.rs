@@ -30,6 +30,26 @@ pub(crate) const ERROR_DETAILS_LABEL: &str = "__error_details__";
 /// Appended to a parsed name that collides with a stream label or metadata.
 pub(crate) const DUPLICATE_SUFFIX: &str = "_extracted";
 
+/// Name equality that rejects most mismatches before calling `memcmp`: label names
+/// are short and mostly differ in length or first byte.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.is_empty() || a.as_bytes()[0] == b.as_bytes()[0]) && a == b
+}
+
+/// A one-bit summary of a name: sets of names keep the union of their bits, so most
+/// "is this name in the set" questions are answered without comparing strings.
+#[inline]
+fn bit(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let h = match b {
+        [] => 0,
+        [first, .., last] => b.len() as u32 * 7 + u32::from(*first) * 3 + u32::from(*last),
+        [only] => 7 + u32::from(*only) * 4,
+    };
+    1u64 << (h & 63)
+}
+
 /// A byte range of the arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Span {
@@ -48,6 +68,15 @@ struct Slot {
     name: Span,
     value: Span,
     cat: Category,
+    /// The first eight bytes of the name, big-endian: orders most names without memcmp.
+    key: u64,
+}
+
+fn sort_key(name: &str) -> u64 {
+    let mut k = [0u8; 8];
+    let n = name.len().min(8);
+    k[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_be_bytes(k)
 }
 
 /// An entry's labels after the pipeline: sorted by name, names unique, each with its
@@ -66,6 +95,13 @@ pub struct LabelSet {
     extracted: Vec<Span>,
     err: Option<Span>,
     err_details: Option<Span>,
+    /// `bit`s of the names in `stream`, `metadata`, `parsed`, `deleted`, `extracted`
+    /// (never cleared within a line: a stale bit only costs a scan).
+    stream_bits: u64,
+    metadata_bits: u64,
+    parsed_bits: u64,
+    deleted_bits: u64,
+    extracted_bits: u64,
     /// The finished, sorted view; valid after `finish`.
     view: Vec<Slot>,
 }
@@ -78,6 +114,7 @@ impl LabelSet {
             let name = set.push_text(&l.name);
             let value = set.push_text(&l.value);
             set.stream.push(Pair { name, value });
+            set.stream_bits |= bit(&l.name);
         }
         set.base_len = set.text.len();
         set
@@ -106,6 +143,10 @@ impl LabelSet {
         self.extracted.clear();
         self.err = None;
         self.err_details = None;
+        self.metadata_bits = 0;
+        self.parsed_bits = 0;
+        self.deleted_bits = 0;
+        self.extracted_bits = 0;
         self.view.clear();
     }
 
@@ -140,24 +181,32 @@ impl LabelSet {
 
     fn set_metadata_span(&mut self, name: Span, value: Span) {
         let n = self.str(name);
-        if self.parsed.iter().any(|p| self.str(p.name) == n) {
+        let b = bit(n);
+        if self.parsed_bits & b != 0 && self.parsed.iter().any(|p| same(self.str(p.name), n)) {
             return;
         }
-        if let Some(i) = self.metadata.iter().position(|p| self.str(p.name) == n) {
-            self.metadata[i].value = value;
+        let existing = if self.metadata_bits & b != 0 {
+            self.metadata.iter().position(|p| same(self.str(p.name), n))
         } else {
-            self.metadata.push(Pair { name, value });
+            None
+        };
+        match existing {
+            Some(i) => self.metadata[i].value = value,
+            None => self.metadata.push(Pair { name, value }),
         }
+        self.metadata_bits |= b;
     }
 
     /// Whether the stream itself has the label, deleted or not (Loki's `BaseHas`).
     pub(crate) fn base_has(&self, name: &str) -> bool {
-        self.stream.iter().any(|p| self.str(p.name) == name)
+        self.stream_bits & bit(name) != 0
+            && self.stream.iter().any(|p| same(self.str(p.name), name))
     }
 
     /// Whether a structured-metadata label of this name is present.
     pub(crate) fn has_metadata(&self, name: &str) -> bool {
-        self.metadata.iter().any(|p| self.str(p.name) == name)
+        self.metadata_bits & bit(name) != 0
+            && self.metadata.iter().any(|p| same(self.str(p.name), name))
     }
 
     /// Whether a parsed name must get `_extracted`: it collides with a stream label or a
@@ -168,22 +217,31 @@ impl LabelSet {
 
     /// Whether a parser or formatter already set this name on this line.
     pub(crate) fn extracted(&self, name: &str) -> bool {
-        self.extracted.iter().any(|s| self.str(*s) == name)
+        self.extracted_bits & bit(name) != 0
+            && self.extracted.iter().any(|s| same(self.str(*s), name))
     }
 
     fn find_span(&self, name: &str) -> Option<(Span, Category)> {
-        if let Some(p) = self.metadata.iter().find(|p| self.str(p.name) == name) {
+        let b = bit(name);
+        if self.metadata_bits & b != 0
+            && let Some(p) = self.metadata.iter().find(|p| same(self.str(p.name), name))
+        {
             return Some((p.value, Category::StructuredMetadata));
         }
-        if let Some(p) = self.parsed.iter().find(|p| self.str(p.name) == name) {
+        if self.parsed_bits & b != 0
+            && let Some(p) = self.parsed.iter().find(|p| same(self.str(p.name), name))
+        {
             return Some((p.value, Category::Parsed));
         }
-        if self.deleted.iter().any(|d| self.str(*d) == name) {
+        if self.deleted_bits & b != 0 && self.deleted.iter().any(|d| same(self.str(*d), name)) {
+            return None;
+        }
+        if self.stream_bits & b == 0 {
             return None;
         }
         self.stream
             .iter()
-            .find(|p| self.str(p.name) == name && p.value.start != p.value.end)
+            .find(|p| same(self.str(p.name), name) && p.value.start != p.value.end)
             .map(|p| (p.value, Category::Stream))
     }
 
@@ -215,17 +273,27 @@ impl LabelSet {
 
     /// Sets a parsed label whose value is already in the arena (see [`Self::value_writer`]).
     pub(crate) fn set_parsed_value(&mut self, name: &str, value: Span) {
-        self.metadata.retain(|p| {
-            let n = &self.text[p.name.start as usize..p.name.end as usize];
-            n != name
-        });
-        if let Some(i) = self.parsed.iter().position(|p| self.str(p.name) == name) {
+        let b = bit(name);
+        if self.metadata_bits & b != 0 {
+            self.metadata.retain(|p| {
+                let n = &self.text[p.name.start as usize..p.name.end as usize];
+                n != name
+            });
+        }
+        if self.parsed_bits & b != 0
+            && let Some(i) = self
+                .parsed
+                .iter()
+                .position(|p| same(self.str(p.name), name))
+        {
             self.parsed[i].value = value;
             return;
         }
         let name = self.push_text(name);
         self.parsed.push(Pair { name, value });
         self.extracted.push(name);
+        self.parsed_bits |= b;
+        self.extracted_bits |= b;
     }
 
     /// Renames: the value of `src` (any category) becomes parsed label `dst` and `src` is
@@ -250,9 +318,10 @@ impl LabelSet {
         let eq = |p: &Pair| &text[p.name.start as usize..p.name.end as usize] == name;
         self.metadata.retain(|p| !eq(p));
         self.parsed.retain(|p| !eq(p));
-        if !self.deleted.iter().any(|d| self.str(*d) == name) {
+        if !self.deleted.iter().any(|d| same(self.str(*d), name)) {
             let d = self.push_text(name);
             self.deleted.push(d);
+            self.deleted_bits |= bit(name);
         }
     }
 
@@ -318,9 +387,12 @@ impl LabelSet {
     }
 
     fn hidden_stream(&self, n: &str) -> bool {
-        self.deleted.iter().any(|d| self.str(*d) == n)
-            || self.metadata.iter().any(|p| self.str(p.name) == n)
-            || self.parsed.iter().any(|p| self.str(p.name) == n)
+        if (self.deleted_bits | self.metadata_bits | self.parsed_bits) & bit(n) == 0 {
+            return false;
+        }
+        self.deleted.iter().any(|d| same(self.str(*d), n))
+            || self.metadata.iter().any(|p| same(self.str(p.name), n))
+            || self.parsed.iter().any(|p| same(self.str(p.name), n))
     }
 
     /// Names of all current labels except the error labels, for `keep`. Written into `out`
@@ -354,6 +426,7 @@ impl LabelSet {
             .any(|d| &text[d.start as usize..d.end as usize] == target)
         {
             self.deleted.push(name);
+            self.deleted_bits |= bit(target);
         }
     }
 
@@ -362,56 +435,50 @@ impl LabelSet {
     pub(crate) fn finish(&mut self, skip: Option<&str>) {
         let mut view = std::mem::take(&mut self.view);
         view.clear();
+        let slot = |set: &LabelSet, p: &Pair, cat| Slot {
+            name: p.name,
+            value: p.value,
+            cat,
+            key: sort_key(set.str(p.name)),
+        };
         for p in &self.stream {
             let n = self.str(p.name);
             if self.hidden_stream(n) || skip == Some(n) {
                 continue;
             }
-            view.push(Slot {
-                name: p.name,
-                value: p.value,
-                cat: Category::Stream,
-            });
+            view.push(slot(self, p, Category::Stream));
         }
         for p in &self.metadata {
             if skip != Some(self.str(p.name)) {
-                view.push(Slot {
-                    name: p.name,
-                    value: p.value,
-                    cat: Category::StructuredMetadata,
-                });
+                view.push(slot(self, p, Category::StructuredMetadata));
             }
         }
         for p in &self.parsed {
             if skip != Some(self.str(p.name)) {
+                view.push(slot(self, p, Category::Parsed));
+            }
+        }
+        for (name, value) in [
+            (ERROR_LABEL, self.err),
+            (ERROR_DETAILS_LABEL, self.err_details),
+        ] {
+            if let Some(value) = value {
+                let name_span = self.push_text(name);
                 view.push(Slot {
-                    name: p.name,
-                    value: p.value,
+                    name: name_span,
+                    value,
                     cat: Category::Parsed,
+                    key: sort_key(name),
                 });
             }
         }
-        let err_name = |set: &mut LabelSet, name: &str, value: Span, view: &mut Vec<Slot>| {
-            let name = set.push_text(name);
-            view.push(Slot {
-                name,
-                value,
-                cat: Category::Parsed,
-            });
-        };
-        if let Some(e) = self.err {
-            err_name(self, ERROR_LABEL, e, &mut view);
-        }
-        if let Some(e) = self.err_details {
-            err_name(self, ERROR_DETAILS_LABEL, e, &mut view);
-        }
         let text = &self.text;
         let name = |s: &Slot| &text[s.name.start as usize..s.name.end as usize];
-        view.sort_by(|a, b| name(a).cmp(name(b)));
+        view.sort_unstable_by(|a, b| a.key.cmp(&b.key).then_with(|| name(a).cmp(name(b))));
         // A parsed label literally named `__error__` would duplicate the error label: the
         // later one (the error) wins.
         view.dedup_by(|later, earlier| {
-            let same = name(later) == name(earlier);
+            let same = later.key == earlier.key && name(later) == name(earlier);
             if same {
                 *earlier = *later;
             }

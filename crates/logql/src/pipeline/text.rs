@@ -22,7 +22,8 @@ pub(crate) fn push_spaced(out: &mut String, mut b: &[u8]) {
 }
 
 fn push_no_replacement(out: &mut String, s: &str) {
-    if s.contains('\u{FFFD}') {
+    // U+FFFD is EF BF BD: look for the lead byte first, it is rare.
+    if memchr::memchr(0xef, s.as_bytes()).is_some() && s.contains('\u{FFFD}') {
         out.extend(s.chars().map(|c| if c == '\u{FFFD}' { ' ' } else { c }));
     } else {
         out.push_str(s);
@@ -57,21 +58,28 @@ pub(crate) fn push_sanitized(out: &mut String, key: &[u8]) {
     if out.is_empty() && key[0].is_ascii_digit() {
         out.push('_');
     }
-    let mut b = key;
-    while !b.is_empty() {
-        let (c, len) = decode_char(b);
-        match c {
-            Some(c) if c.is_ascii_alphanumeric() || c == '_' => out.push(c),
-            _ => out.push('_'),
+    let mut i = 0;
+    while i < key.len() {
+        let c = key[i];
+        if c < 0x80 {
+            out.push(if c.is_ascii_alphanumeric() || c == b'_' {
+                c as char
+            } else {
+                '_'
+            });
+            i += 1;
+        } else {
+            // Any other character, or an invalid byte, is one `_`.
+            out.push('_');
+            i += decode_char(&key[i..]).1;
         }
-        b = &b[len..];
     }
 }
 
 /// The first character of `b` and its length; `None` for one invalid byte.
 fn decode_char(b: &[u8]) -> (Option<char>, usize) {
     let len = match b[0] {
-        0x00..=0x7f => 1,
+        0x00..=0x7f => return (Some(b[0] as char), 1),
         0xc0..=0xdf => 2,
         0xe0..=0xef => 3,
         0xf0..=0xf7 => 4,
@@ -83,9 +91,21 @@ fn decode_char(b: &[u8]) -> (Option<char>, usize) {
     }
 }
 
+fn is_ascii_go_space(c: u8) -> bool {
+    matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
 pub(crate) fn trim_go_space(b: &[u8]) -> &[u8] {
     let mut start = 0;
     while start < b.len() {
+        let c = b[start];
+        if c < 0x80 {
+            if !is_ascii_go_space(c) {
+                break;
+            }
+            start += 1;
+            continue;
+        }
         let (c, len) = decode_char(&b[start..]);
         match c {
             Some(c) if is_go_space(c) => start += len,
@@ -94,6 +114,14 @@ pub(crate) fn trim_go_space(b: &[u8]) -> &[u8] {
     }
     let mut end = b.len();
     while end > start {
+        let last = b[end - 1];
+        if last < 0x80 {
+            if !is_ascii_go_space(last) {
+                break;
+            }
+            end -= 1;
+            continue;
+        }
         // Find the start of the last character.
         let mut s = end - 1;
         while s > start && (b[s] & 0xc0) == 0x80 && end - s < 4 {
