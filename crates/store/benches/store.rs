@@ -6,7 +6,8 @@
 //! - `query/count_per_minute`: timestamps only, every entry (`sum(rate(...[1m]))`'s input).
 //! - `query/bytes_per_minute`: timestamps and lengths, no lines (`bytes_over_time`).
 //!
-//! `KIROKU_BENCH_LINES` changes the query data set's size (default 2,000,000).
+//! `KIROKU_BENCH_LINES` changes the query data set's size (default 2,000,000),
+//! `KIROKU_BENCH_LEVEL` the zstd level of lines.
 
 mod data;
 
@@ -72,6 +73,12 @@ fn ingest(store: &Store, rt: &tokio::runtime::Runtime, streams: &[data::Stream],
 fn config(dir: &std::path::Path) -> StoreConfig {
     let mut c = StoreConfig::new(dir);
     c.retention = None;
+    if let Some(l) = std::env::var("KIROKU_BENCH_LEVEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        c.compression_level = l;
+    }
     c
 }
 

@@ -24,7 +24,7 @@ pub const MAX_BITS: usize = 1 << 17;
 /// The smallest filter, in bits (64 bytes).
 const MIN_BITS: usize = 1 << 9;
 /// Fold while the folded filter would have at most this share of bits set.
-const TARGET_FILL: f64 = 0.30;
+pub const TARGET_FILL: f64 = 0.30;
 
 #[inline]
 fn fold(b: u8) -> u8 {

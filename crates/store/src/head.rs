@@ -126,9 +126,20 @@ impl HeadStream {
         if self.active.is_empty() {
             return;
         }
-        let chunk = sorted_chunk(&self.active);
+        // In-order entries (the usual case) are moved, not copied.
+        let chunk = if is_strictly_sorted(&self.active) {
+            let batch = std::mem::take(&mut self.active);
+            HeadChunk {
+                min_ts: batch.timestamps.first().copied().unwrap_or(0),
+                max_ts: batch.timestamps.last().copied().unwrap_or(0),
+                batch,
+            }
+        } else {
+            let c = sorted_chunk(&self.active);
+            self.active.clear();
+            c
+        };
         self.frozen.push(Arc::new(chunk));
-        self.active.clear();
         self.meta_ids.clear();
     }
 
@@ -162,12 +173,17 @@ impl HeadStream {
 }
 
 /// A sorted, de-duplicated copy of `b` (entries in any order).
-pub fn sorted_chunk(b: &Batch) -> HeadChunk {
-    let n = b.len();
-    let sorted = (1..n).all(|i| {
+/// Whether entries are in (timestamp, line) order without exact duplicates.
+fn is_strictly_sorted(b: &Batch) -> bool {
+    (1..b.len()).all(|i| {
         let (a, c) = (b.timestamps[i - 1], b.timestamps[i]);
         a < c || (a == c && b.line(i - 1) < b.line(i))
-    });
+    })
+}
+
+pub fn sorted_chunk(b: &Batch) -> HeadChunk {
+    let n = b.len();
+    let sorted = is_strictly_sorted(b);
     let mut order: Vec<u32> = (0..n as u32).collect();
     if !sorted {
         order.sort_unstable_by(|&x, &y| {
@@ -239,6 +255,27 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch) {
     }
 }
 
+/// Appends all of `src` (sorted, de-duplicated, starting after `dst`'s last entry) to
+/// `dst` in bulk; metadata ids are remapped.
+fn append_all(src: &Batch, dst: &mut Batch) {
+    if src.metadata_offsets.is_empty() {
+        dst.timestamps.extend_from_slice(&src.timestamps);
+        dst.line_lengths.extend_from_slice(&src.line_lengths);
+        let base = dst.line_data.len() as u32;
+        dst.line_data.extend_from_slice(&src.line_data);
+        dst.line_offsets
+            .extend(src.line_offsets[1..].iter().map(|&o| o + base));
+        if !dst.metadata_offsets.is_empty() {
+            let last = dst.metadata_ids.len() as u32;
+            dst.metadata_offsets
+                .extend(std::iter::repeat_n(last, src.len()));
+        }
+    } else {
+        let idx: Vec<u32> = (0..src.len() as u32).collect();
+        copy_entries(src, &idx, dst);
+    }
+}
+
 /// Merges sorted, de-duplicated chunks into one sorted, de-duplicated batch.
 pub fn merge_chunks(chunks: &[Arc<HeadChunk>]) -> Batch {
     let mut out = Batch::default();
@@ -251,9 +288,14 @@ pub fn merge_chunks(chunks: &[Arc<HeadChunk>]) -> Batch {
     order.sort_by_key(|c| c.min_ts);
     let disjoint = order.windows(2).all(|w| w[0].max_ts < w[1].min_ts);
     if disjoint {
+        let n: usize = order.iter().map(|c| c.batch.len()).sum();
+        let bytes: usize = order.iter().map(|c| c.batch.line_data.len()).sum();
+        out.timestamps.reserve(n);
+        out.line_lengths.reserve(n);
+        out.line_offsets.reserve(n);
+        out.line_data.reserve(bytes);
         for c in order {
-            let idx: Vec<u32> = (0..c.batch.len() as u32).collect();
-            copy_entries(&c.batch, &idx, &mut out);
+            append_all(&c.batch, &mut out);
         }
         return out;
     }

@@ -35,11 +35,29 @@
 //!   at open from the parts' index sections.
 //! - **Exact duplicates** (same stream, timestamp and line) are dropped when a chunk is
 //!   frozen, when parts are written, and when a cursor merges overlapping sources.
+//! - **Object storage** ([`backend`]): parts are immutable and named
+//!   `<tenant>/<day>/<ms>-<instance>-<seq>.kpart`, so they live as well in a bucket
+//!   ([`StoreConfig::object_store`], through `object_store`) as under `<data>/parts`; only
+//!   the WAL and a bounded cache stay local. Instances sharing a bucket list it at open and
+//!   at every maintenance pass; no coordination beyond that.
+//! - **Retention** (maintenance thread, every 30 s and after flushes): parts whose newest
+//!   entry is past [`StoreConfig::retention`] are deleted, appends older than it refused
+//!   per entry ([`AppendReport`]); over [`StoreConfig::retention_max_disk`] the oldest parts
+//!   go first. A full disk makes appends fail with the retryable [`StoreError::DiskFull`]
+//!   until space returns; nothing acknowledged is lost.
+//! - **Compaction** ([`compact`]) merges a day's parts by copying blocks, never
+//!   decompressing them.
+//! - **Tenants** are stored apart (one key prefix each); [`Store::reader`] over several
+//!   tenants adds `__tenant_id__` to every stream, as Loki does.
+//!
+//! Threads: appends are `async` and never block the runtime; everything else
+//! ([`Store::open`], [`Store::flush`], [`Store::close`], [`Reader`]'s methods and cursors)
+//! reads or writes files and blocks: call it from `spawn_blocking` or a thread of its own.
 
 pub mod backend;
 pub mod block;
 pub mod codec;
-mod compact;
+pub mod compact;
 pub mod filter;
 pub mod head;
 pub mod index;
