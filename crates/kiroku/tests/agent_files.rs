@@ -457,6 +457,20 @@ fn basic_auth_and_static_files_without_kubernetes() {
     append(&log, "o\n");
     let lines = wait_lines(&recv, 2, &agent);
     assert_eq!(lines[1].line, "two");
+    // 429 with Retry-After: the agent waits as long as the server asks.
+    recv.fail_with(Some(429));
+    append(&log, "three\n");
+    wait_for(WAIT, || {
+        agent
+            .proc
+            .output()
+            .contains("retry_in_ms=2000")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("Retry-After not honoured:\n{}", agent.proc.output()));
+    recv.fail_with(None);
+    let lines = wait_lines(&recv, 3, &agent);
+    assert_eq!(lines[2].line, "three");
 }
 
 #[test]

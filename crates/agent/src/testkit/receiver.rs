@@ -89,7 +89,8 @@ impl PushReceiver {
         self.addr
     }
 
-    /// Answer every push with `status` (e.g. 503), or accept again with `None`.
+    /// Answer every push with `status` (e.g. 503; a 429 says `Retry-After: 2`), or accept
+    /// again with `None`.
     pub fn fail_with(&self, status: Option<u16>) {
         self.state
             .fail_with
@@ -139,26 +140,30 @@ async fn push(
     axum::extract::State(st): axum::extract::State<Arc<State>>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, HeaderMap, String) {
     st.requests.fetch_add(1, Ordering::SeqCst);
     *st.headers.lock() = Some(headers);
     let fail = st.fail_with.load(Ordering::SeqCst);
     if fail != 0 {
         let status = StatusCode::from_u16(fail).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return (status, "told to fail\n".into());
+        let mut h = HeaderMap::new();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            h.insert("retry-after", axum::http::HeaderValue::from_static("2"));
+        }
+        return (status, h, "told to fail\n".into());
     }
     let raw = match decompress_snappy(&body, 64 << 20) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(e) => return (StatusCode::BAD_REQUEST, HeaderMap::new(), format!("{e}\n")),
     };
     let req = match PushRequestRef::decode(&raw) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        Err(e) => return (StatusCode::BAD_REQUEST, HeaderMap::new(), format!("{e}\n")),
     };
     if st.count_only.load(Ordering::SeqCst) {
         st.count
             .fetch_add(req.entries.len() as u64, Ordering::SeqCst);
-        return (StatusCode::NO_CONTENT, String::new());
+        return (StatusCode::NO_CONTENT, HeaderMap::new(), String::new());
     }
     let mut out = Vec::with_capacity(req.entries.len());
     for s in &req.streams {
@@ -182,5 +187,5 @@ async fn push(
     }
     st.count.fetch_add(out.len() as u64, Ordering::SeqCst);
     st.lines.lock().extend(out);
-    (StatusCode::NO_CONTENT, String::new())
+    (StatusCode::NO_CONTENT, HeaderMap::new(), String::new())
 }
