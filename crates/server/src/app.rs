@@ -112,6 +112,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(volume::range).post(volume::range),
         )
         .route("/loki/api/v1/tail", get(tail::handle))
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(metadata::detected_labels).post(metadata::detected_labels),
+        )
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

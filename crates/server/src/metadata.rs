@@ -163,3 +163,94 @@ async fn stats(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
 pub fn storage(e: store::StoreError) -> QueryError {
     QueryError::Storage(e.to_string())
 }
+
+/// `GET|POST /loki/api/v1/detected_labels`: the stream labels of the matching streams
+/// with their number of values, for Grafana's Logs Drilldown. As Loki does, labels whose
+/// values are all IDs (numbers, UUIDs) are left out, except the ones that name where
+/// logs come from (`cluster`, `namespace`, `instance`, `pod`).
+pub async fn detected_labels(State(app): State<Arc<App>>, p: Params) -> Response {
+    answer(detected(&app, p).await)
+}
+
+#[derive(Serialize)]
+struct DetectedLabel {
+    label: String,
+    cardinality: u64,
+}
+
+#[derive(Serialize)]
+struct DetectedLabels {
+    #[serde(rename = "detectedLabels")]
+    detected_labels: Vec<DetectedLabel>,
+}
+
+async fn detected(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
+    let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
+    let (start, end) = p.bounds(now_nanos())?;
+    let sel = optional_selector(&p)?;
+    app.run_query(move |app| {
+        let reader = app.store.reader(&tenants);
+        let mut out = Vec::new();
+        for name in reader
+            .label_names(sel.as_deref(), start, end)
+            .map_err(storage)?
+        {
+            let values = reader
+                .label_values(&name, sel.as_deref(), start, end)
+                .map_err(storage)?;
+            let located = matches!(name.as_str(), "cluster" | "namespace" | "instance" | "pod");
+            if (located && !values.is_empty()) || !all_ids(&values) {
+                out.push(DetectedLabel {
+                    label: name,
+                    cardinality: values.len() as u64,
+                });
+            }
+        }
+        to_json(&DetectedLabels {
+            detected_labels: out,
+        })
+    })
+    .await
+}
+
+/// Loki's rule for labels not worth offering: no values, or only IDs (two values that
+/// are `0`/`1` are a flag, not IDs).
+fn all_ids(values: &[String]) -> bool {
+    if values.is_empty() {
+        return true;
+    }
+    if values.len() <= 2 && values.iter().all(|v| v == "0" || v == "1") {
+        return false;
+    }
+    values
+        .iter()
+        .all(|v| v.parse::<f64>().is_ok() || is_uuid(v))
+}
+
+fn is_uuid(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn id_labels_like_loki() {
+        assert!(all_ids(&[]));
+        assert!(!all_ids(&v(&["api", "web"])));
+        assert!(all_ids(&v(&["17", "42", "3.5"])));
+        assert!(all_ids(&v(&["8fb5357f-b632-4505-81f8-b49308da0212"])));
+        assert!(!all_ids(&v(&["0", "1"])));
+        assert!(!all_ids(&v(&["8fb5357f-b632-4505-81f8-b49308da0212", "x"])));
+    }
+}

@@ -47,6 +47,37 @@ pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Body)
     }
 }
 
+/// Everything the push path does before the store (decompress, decode, labels, limits,
+/// enrichment), for the benchmark that tells the server's share from the store's.
+/// Returns the number of entries that would be stored.
+#[doc(hidden)]
+pub fn prepare_without_storing(
+    app: &App,
+    headers: &HeaderMap,
+    raw: Bytes,
+) -> Result<usize, ApiError> {
+    let format = body::format(headers);
+    let payload = body::decode(headers, raw, format, app.max_request_bytes())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let json;
+    let req = match format {
+        Format::Protobuf => {
+            PushRequestRef::decode(&payload).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+        Format::Json => {
+            json = JsonPush::decode(&payload).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            json.as_request()
+        }
+    };
+    let batch = Batch::build(app, tenant::SINGLE_TENANT, &req);
+    Ok(batch.entries.len())
+}
+
+/// The whole push path for one request, for the handler and the benchmark.
+pub async fn push_body(app: &App, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
+    push(app, headers, body).await
+}
+
 async fn push(app: &App, headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
     let tenant = tenant::write_tenant(app.config.auth, headers)?;
     let limit = app.max_request_bytes();
@@ -272,9 +303,9 @@ impl<'a> Batch<'a> {
                 last_rejected = false;
                 let mstart = b.meta.len();
                 for (n, v) in md {
-                    b.meta.push((sanitize_name(n), String::from_utf8_lossy(v)));
+                    b.meta.push((sanitize_name(n), utf8(v)));
                 }
-                let level = enrich::detected_level(&labels.labels, &b.meta[mstart..], e.line);
+                let level = enrich::detected_level(&labels, &b.meta[mstart..], e.line);
                 // A client's own detected_level is kept, normalised, rather than doubled.
                 match b.meta[mstart..]
                     .iter_mut()
@@ -332,7 +363,7 @@ fn tail_batch(
 /// A structured-metadata name as Loki stores it: invalid characters (`.`, `-`, ...) become
 /// `_`, and a leading digit gets a `key_` prefix, as the OpenTelemetry name translation does.
 pub(crate) fn sanitize_name(raw: &[u8]) -> Cow<'_, str> {
-    let s = String::from_utf8_lossy(raw);
+    let s = utf8(raw);
     if protocol::labels::is_valid_label_name(&s) {
         return s;
     }
@@ -348,6 +379,15 @@ pub(crate) fn sanitize_name(raw: &[u8]) -> Cow<'_, str> {
         }
     }));
     Cow::Owned(out)
+}
+
+/// Text as sent, borrowed when it is valid UTF-8 (the fast, common case), else with the
+/// invalid bytes replaced, as Loki does.
+pub(crate) fn utf8(b: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 fn now_nanos() -> i64 {

@@ -4,9 +4,12 @@
 //! path without allocating per line.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use logql::detect::{self, level};
 use protocol::Labels;
+
+use super::labels::StreamLabels;
 
 pub use detect::DETECTED_LEVEL;
 
@@ -21,14 +24,30 @@ pub fn add_service_name(labels: &mut Labels) {
 /// Most metadata pairs looked at without a heap buffer.
 const INLINE_PAIRS: usize = 16;
 
+/// Stands for a stream's labels when none of them names a level.
+static NO_LABELS: LazyLock<Labels> = LazyLock::new(Labels::new);
+
 /// The entry's `detected_level`: one of Loki's level words as a `'static` string, or, for
 /// a word Loki keeps as it is, an owned copy (rare).
 pub fn detected_level(
+    stream: &StreamLabels,
+    metadata: &[(Cow<'_, str>, Cow<'_, str>)],
+    line: &[u8],
+) -> Cow<'static, str> {
+    let labels = if stream.has_level_label {
+        &stream.labels
+    } else {
+        &*NO_LABELS
+    };
+    level_of(labels, metadata, line)
+}
+
+fn level_of(
     stream: &Labels,
     metadata: &[(Cow<'_, str>, Cow<'_, str>)],
     line: &[u8],
 ) -> Cow<'static, str> {
-    let line: Cow<'_, str> = String::from_utf8_lossy(line);
+    let line = crate::push::utf8(line);
     if metadata.len() <= INLINE_PAIRS {
         let mut pairs = [("", ""); INLINE_PAIRS];
         for (slot, (n, v)) in pairs.iter_mut().zip(metadata) {
@@ -87,11 +106,18 @@ mod tests {
     #[test]
     fn levels_borrow_static_words() {
         let l = Labels::from_pairs([("app", "api")]);
-        let lv = detected_level(&l, &[], br#"{"level":"warning","msg":"x"}"#);
+        let lv = level_of(&l, &[], br#"{"level":"warning","msg":"x"}"#);
         assert_eq!(lv, "warn");
         assert!(matches!(lv, Cow::Borrowed(_)));
         let md = [(Cow::Borrowed("level"), Cow::Borrowed("ERROR"))];
-        assert_eq!(detected_level(&l, &md, b"plain"), "error");
-        assert_eq!(detected_level(&l, &[], b"nothing here"), "unknown");
+        assert_eq!(level_of(&l, &md, b"plain"), "error");
+        assert_eq!(level_of(&l, &[], b"nothing here"), "unknown");
+        // A stream label that names a level wins over the line.
+        let s = StreamLabels {
+            labels: Labels::from_pairs([("app", "api"), ("level", "debug")]),
+            text: String::new(),
+            has_level_label: true,
+        };
+        assert_eq!(detected_level(&s, &[], b"ERROR boom"), "debug");
     }
 }

@@ -19,6 +19,9 @@ use super::limits::{IngestLimits, Rejection, reason};
 pub struct StreamLabels {
     pub labels: Labels,
     pub text: String,
+    /// Whether a label names a level (`level`, `severity`, ...): most streams have none,
+    /// and then `detected_level` need not look at the labels for every line.
+    pub has_level_label: bool,
 }
 
 /// Label strings already read, by their exact bytes. Bounded: when full it is emptied and
@@ -148,7 +151,14 @@ fn read(
             ));
         }
     }
-    Ok(StreamLabels { labels, text })
+    let has_level_label = logql::detect::LEVEL_FIELDS
+        .iter()
+        .any(|f| labels.get(f).is_some());
+    Ok(StreamLabels {
+        labels,
+        text,
+        has_level_label,
+    })
 }
 
 fn print(pairs: &[(String, String)]) -> String {
