@@ -401,6 +401,17 @@ fn api_mode_streams_logs_resumes_after_disconnects_and_reads_previous_instances(
                 .starts_with("kiroku_event=container_terminated reason=Error exit_code=1")
         })
     });
+    // The agent knows of the restart and keeps failing to read logs for a while: the
+    // dead instance's end must still be read first once the API answers again.
+    let log_requests = || {
+        kube.requests()
+            .iter()
+            .filter(|r| r.starts_with("log "))
+            .count()
+    };
+    let seen = log_requests();
+    wait_for(WAIT, || (log_requests() >= seen + 3).then_some(()))
+        .expect("the agent keeps retrying the log stream");
     kube.fail_log_requests(0);
     let lines = wait_until(&recv, &agent, "all seven lines", |l| {
         in_stream(l).len() >= 7

@@ -90,15 +90,22 @@ impl ApiLogs {
             let (live, ci) = info(&self.cache);
             let rc = ci.as_ref().map(|i| i.restart_count).unwrap_or(0);
             if rc > restarts && rc > 0 && last_ts.is_some() {
+                // Until the dead instance's end is read, reading the new one would move
+                // `last_ts` past it: retry from here instead.
                 match self.read(&api, &c, &key, &mut last_ts, true, &tx).await {
-                    Ok(()) => {}
+                    Ok(()) | Err(Failure::NoInstance) => restarts = rc,
                     Err(Failure::Stopped) => return,
-                    Err(Failure::Api(e)) => self.failed(&c, &e, true),
+                    Err(Failure::Api(e)) => {
+                        self.failed(&c, &e, true);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        continue;
+                    }
                 }
             }
-            restarts = rc;
+            restarts = restarts.max(rc);
             match self.read(&api, &c, &key, &mut last_ts, false, &tx).await {
-                Ok(()) => backoff = Duration::from_millis(500),
+                Ok(()) | Err(Failure::NoInstance) => backoff = Duration::from_millis(500),
                 Err(Failure::Stopped) => return,
                 Err(Failure::Api(e)) => {
                     self.failed(&c, &e, false);
@@ -153,10 +160,11 @@ impl ApiLogs {
             ..LogParams::default()
         };
         tracing::debug!(pod = %c.pod, container = %c.container, previous, since = ?lp.since_time, "opening pod log stream");
-        let reader = api
-            .log_stream(&c.pod, &lp)
-            .await
-            .map_err(|e| Failure::Api(e.to_string()))?;
+        let reader = api.log_stream(&c.pod, &lp).await.map_err(|e| match &e {
+            // The API has no such instance (any more): nothing to read.
+            kube::Error::Api(s) if previous && matches!(s.code, 400 | 404) => Failure::NoInstance,
+            _ => Failure::Api(e.to_string()),
+        })?;
         let mut reader = std::pin::pin!(reader);
         let meta = self.cache.get(&c.uid);
         let stream = container_stream(c, None, self.node.as_deref(), meta.as_deref());
@@ -204,6 +212,8 @@ impl ApiLogs {
 enum Failure {
     Stopped,
     Api(String),
+    /// `previous=true` found no terminated instance.
+    NoInstance,
 }
 
 /// `2024-05-01T10:00:00.123456789Z message` → (timestamp, message).
