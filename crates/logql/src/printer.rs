@@ -471,7 +471,11 @@ pub fn check_round_trip(q: &str) {
     let pretty = pretty(&e);
     let back = crate::parse(&pretty)
         .unwrap_or_else(|err| panic!("{q:?} formatted as {pretty:?}, which does not parse: {err}"));
-    assert_eq!(to_string(&back), one, "{q:?} formats to {pretty:?}, another query");
+    assert_eq!(
+        to_string(&back),
+        one,
+        "{q:?} formats to {pretty:?}, another query"
+    );
 }
 
 fn has_non_finite(e: &SampleExpr) -> bool {
