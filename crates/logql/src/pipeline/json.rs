@@ -60,7 +60,12 @@ pub(crate) fn next_token(data: &[u8]) -> Option<usize> {
 /// The end of a string body (after the closing quote) and whether it has escapes: the
 /// first quote not escaped by an odd run of backslashes.
 pub(crate) fn string_end(data: &[u8]) -> Option<(usize, bool)> {
-    let mut from = 0;
+    // Most strings have no escapes: the first quote or backslash tells.
+    let first = memchr::memchr2(b'"', b'\\', data)?;
+    if data[first] == b'"' {
+        return Some((first + 1, false));
+    }
+    let mut from = first;
     loop {
         let q = from + memchr::memchr(b'"', &data[from..])?;
         let run = data[..q].iter().rev().take_while(|&&c| c == b'\\').count();

@@ -51,6 +51,14 @@ fn is_go_space(c: char) -> bool {
 /// before a leading digit when `out` is empty, every character other than
 /// `[A-Za-z0-9_]` (and every invalid byte) replaced by `_`.
 pub(crate) fn push_sanitized(out: &mut String, key: &[u8]) {
+    // Most keys are already valid names: copy them whole.
+    if let Some(&first) = key.first()
+        && !(out.is_empty() && first.is_ascii_digit())
+        && key.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+    {
+        out.push_str(std::str::from_utf8(key).unwrap_or_default());
+        return;
+    }
     let key = trim_go_space(key);
     if key.is_empty() {
         return;
@@ -96,6 +104,14 @@ fn is_ascii_go_space(c: u8) -> bool {
 }
 
 pub(crate) fn trim_go_space(b: &[u8]) -> &[u8] {
+    if let (Some(&f), Some(&l)) = (b.first(), b.last())
+        && f > b' '
+        && f < 0x80
+        && l > b' '
+        && l < 0x80
+    {
+        return b;
+    }
     let mut start = 0;
     while start < b.len() {
         let c = b[start];
