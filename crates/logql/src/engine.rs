@@ -53,7 +53,7 @@ pub struct RangeQuery<'a> {
     pub end: i64,
     /// Nanoseconds; `None` for Loki's default (the range / 250, at least 1s).
     pub step: Option<i64>,
-    /// Log queries only: at most one entry per interval (accepted, not yet applied).
+    /// Log queries only: returned entries are at least this far apart (Loki's `interval`).
     pub interval: Option<i64>,
     pub limit: u32,
     pub direction: Direction,
@@ -175,6 +175,7 @@ impl Engine {
                     q.start,
                     q.end,
                     q.limit,
+                    q.interval,
                     q.direction,
                     q.categorize_labels,
                 )
@@ -333,6 +334,23 @@ mod tests {
             .query_range(&src, &range(r#"sum(count_over_time({app="a"}[1m]))"#, 100))
             .unwrap_err();
         assert_eq!(e.status(), 504, "{e}");
+    }
+
+    #[test]
+    fn interval_thins_log_results() {
+        let src = source(1, 100);
+        let mut q = range(r#"{app="a"}"#, 5);
+        q.interval = Some(10_000_000_000);
+        let r = Engine::default().query_range(&src, &q).unwrap();
+        let QueryResult::Streams(streams) = r.result else {
+            panic!("not streams");
+        };
+        let ts: Vec<i64> = streams[0]
+            .entries
+            .iter()
+            .map(|e| (e.ts - T0) / 1_000_000_000)
+            .collect();
+        assert_eq!(ts, vec![99, 89, 79, 69, 59]);
     }
 
     #[test]

@@ -70,12 +70,14 @@ fn worse(forward: bool, ts: i64, bound: i64) -> bool {
     if forward { ts > bound } else { ts < bound }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn eval(
     ctx: &Ctx<'_>,
     log: &LogExpr,
     start: i64,
     end: i64,
     limit: u32,
+    interval: Option<i64>,
     direction: Direction,
     categorize: bool,
 ) -> Result<QueryResponse, QueryError> {
@@ -103,6 +105,24 @@ pub(crate) fn eval(
         if forward { b } else { -b.max(i64::MIN + 1) }
     });
     let limit = limit as usize;
+    // With `interval`, returned entries are at least that far apart, so the first `limit`
+    // of them lie within `limit * interval` of the first entry: read everything up to
+    // there (the cutoff), thin, then cut.
+    let interval = interval.filter(|&i| i > 0);
+    let cutoff = interval.and_then(|iv| {
+        let first = cursors.first()?.peek_bound()?;
+        let span = iv.saturating_mul(limit as i64);
+        Some(if forward {
+            first.saturating_add(span)
+        } else {
+            first.saturating_sub(span)
+        })
+    });
+    let heap_limit = if interval.is_some() {
+        usize::MAX
+    } else {
+        limit
+    };
     let queue = Mutex::new(
         cursors
             .into_iter()
@@ -119,7 +139,8 @@ pub(crate) fn eval(
                         ctx,
                         pipeline: &pipeline,
                         forward,
-                        limit,
+                        limit: heap_limit,
+                        cutoff,
                         categorize,
                         heap: BinaryHeap::new(),
                         label_cache: HashMap::new(),
@@ -153,6 +174,9 @@ pub(crate) fn eval(
     }
     all.sort();
     dedup(&mut all);
+    if let Some(iv) = interval {
+        thin(&mut all, iv, forward);
+    }
     all.truncate(limit);
     Ok(assemble(all, categorize))
 }
@@ -166,6 +190,8 @@ struct Worker<'c, 'p> {
     pipeline: &'p Pipeline,
     forward: bool,
     limit: usize,
+    /// No entry beyond this time can be returned.
+    cutoff: Option<i64>,
     categorize: bool,
     heap: BinaryHeap<Candidate>,
     label_cache: HashMap<u64, CachedLabels>,
@@ -176,7 +202,7 @@ impl Worker<'_, '_> {
     /// The timestamp an entry must not be worse than to enter a full heap.
     fn bound(&self) -> Option<i64> {
         if self.heap.len() < self.limit {
-            None
+            self.cutoff
         } else {
             self.heap.peek().map(|c| c.ts)
         }
@@ -270,6 +296,23 @@ impl Worker<'_, '_> {
             }
         }
     }
+}
+
+/// Loki's `interval`: after the first entry, only entries at least `interval` past the
+/// last one returned (in the read direction), across all streams.
+fn thin(all: &mut Vec<Candidate>, interval: i64, forward: bool) {
+    let mut last: Option<i64> = None;
+    all.retain(|c| {
+        let keep = match last {
+            None => true,
+            Some(l) if forward => c.ts >= l.saturating_add(interval),
+            Some(l) => c.ts <= l.saturating_sub(interval),
+        };
+        if keep {
+            last = Some(c.ts);
+        }
+        keep
+    });
 }
 
 /// Drops entries equal in time, labels and line to an earlier one (from another stream).
