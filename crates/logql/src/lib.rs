@@ -8,7 +8,10 @@
 //! Start reading from:
 //! - [`ast`]: the syntax tree every other module works on;
 //! - [`parse`] and [`format_query`]: text to tree and back, with Loki's messages;
-//! - [`source`]: the contract with storage ([`Source`], [`StreamCursor`], [`Batch`]).
+//! - [`Engine`]: what the server calls to answer `query` and `query_range`, with Loki's
+//!   limits and errors ([`QueryError::status`]);
+//! - [`source`]: the contract with storage ([`Source`], [`StreamCursor`], [`Batch`]);
+//! - [`detect`]: the `service_name` and `detected_level` Loki adds at ingest.
 
 pub mod ast;
 pub mod detect;
