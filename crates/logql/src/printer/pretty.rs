@@ -160,24 +160,42 @@ fn binary_op_pretty(b: &BinaryExpr) -> String {
 }
 
 /// An operand of a split binary operation. Loki prints a nested operation that is split
-/// too without its parentheses, which changes what the query means (`a / (b % c)`
-/// would read back as `(a / b) % c`); this keeps them.
-fn operand_pretty(e: &SampleExpr, level: usize) -> String {
+/// too without its parentheses, which changes what the query means when precedence
+/// does not group it the same way (`a / (b + c)` would read back as `(a / b) + c`);
+/// this keeps them there, and only there.
+fn operand_pretty(parent: &BinaryExpr, e: &SampleExpr, left: bool, level: usize) -> String {
     let inner = match e {
         SampleExpr::Paren(inner) => inner,
         _ => e,
     };
-    if let SampleExpr::Binary(_) = inner
+    if let SampleExpr::Binary(child) = inner
         && need_split(&sample(inner))
     {
-        return format!(
-            "{}(\n{}\n{})",
-            indent(level),
-            sample_pretty(inner, level + 1),
-            indent(level)
-        );
+        let (p, c) = (precedence(parent.op), precedence(child.op));
+        let right_assoc = parent.op == crate::ast::BinaryOp::Pow;
+        let needed = c < p || (c == p && (left == right_assoc));
+        if needed {
+            return format!(
+                "{}(\n{}\n{})",
+                indent(level),
+                sample_pretty(inner, level + 1),
+                indent(level)
+            );
+        }
     }
     sample_pretty(e, level)
+}
+
+fn precedence(op: crate::ast::BinaryOp) -> u8 {
+    use crate::ast::BinaryOp as B;
+    match op {
+        B::Or => 1,
+        B::And | B::Unless => 2,
+        B::Eq | B::Neq | B::Gt | B::Gte | B::Lt | B::Lte => 3,
+        B::Add | B::Sub => 4,
+        B::Mul | B::Div | B::Mod => 5,
+        B::Pow => 6,
+    }
 }
 
 fn sample_pretty(e: &SampleExpr, level: usize) -> String {
@@ -220,10 +238,10 @@ fn sample_pretty(e: &SampleExpr, level: usize) -> String {
         }
         SampleExpr::Binary(b) => format!(
             "{}\n{}{}\n{}",
-            operand_pretty(&b.lhs, level + 1),
+            operand_pretty(b, &b.lhs, true, level + 1),
             indent(level),
             binary_op_pretty(b),
-            operand_pretty(&b.rhs, level + 1)
+            operand_pretty(b, &b.rhs, false, level + 1)
         ),
         SampleExpr::LabelReplace(l) => {
             let params = [
