@@ -38,7 +38,6 @@ pub use labels::{Category, LabelSet};
 use crate::ast::{Grouping, Parser, Stage, Unwrap, UnwrapConversion};
 use crate::source::RequiredText;
 use hints::Hints;
-use labels::Span;
 
 /// A pipeline that cannot be built: a bad regex, pattern or template. HTTP 400.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -318,7 +317,6 @@ impl Pipeline {
                 .collect(),
             set: LabelSet::for_stream(labels),
             buf: [Vec::new(), Vec::new()],
-            names: Vec::new(),
         }
     }
 }
@@ -349,7 +347,6 @@ pub struct StreamPipeline<'a> {
     set: LabelSet,
     /// The line after stages that rewrite it: the current one and the spare.
     buf: [Vec<u8>; 2],
-    names: Vec<Span>,
 }
 
 /// An entry after the pipeline. Valid until the next call to `process`.
@@ -478,7 +475,7 @@ impl StreamPipeline<'_> {
                     }
                 }
                 Step::Drop(sel) => format::drop(sel, &mut self.set),
-                Step::Keep(sel) => format::keep(sel, &mut self.set, &mut self.names),
+                Step::Keep(sel) => format::keep(sel, &mut self.set),
             }
         }
         let mut value = None;

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL, LabelSet, Span};
+use super::labels::{ERROR_DETAILS_LABEL, ERROR_LABEL, LabelSet};
 use super::regex_go;
 use crate::ast::{LabelFmt, LabelSelect, MatchOp};
 use crate::template::{Data, Template};
@@ -290,21 +290,14 @@ pub(crate) fn drop(sel: &[Select], labels: &mut LabelSet) {
 }
 
 /// `| keep a, b="x"`: deletes every label not named (the error labels always stay).
-pub(crate) fn keep(sel: &[Select], labels: &mut LabelSet, names: &mut Vec<Span>) {
+pub(crate) fn keep(sel: &[Select], labels: &mut LabelSet) {
     if sel.is_empty() {
         return;
     }
-    labels.current_names(names);
-    for &n in names.iter() {
-        let name = labels.span_str(n);
-        let value = labels.lookup(name).unwrap_or("");
-        let kept = sel
-            .iter()
-            .any(|s| s.name == name && (s.matcher.is_none() || s.matches(value)));
-        if !kept {
-            labels.delete_span(n);
-        }
-    }
+    labels.keep_only(|name, value| {
+        sel.iter()
+            .any(|s| s.name == name && (s.matcher.is_none() || s.matches(value)))
+    });
 }
 
 /// Removes ANSI escape sequences, with the pattern Loki uses (from acarl005/stripansi).

@@ -118,6 +118,11 @@ impl IpMatcher {
         let at = |i: usize| if i < n { text[i] } else { 0 };
         let mut i = 0;
         while i < n {
+            // Both hints need a hex digit or `:` here.
+            if !(text[i].is_ascii_hexdigit() || text[i] == b':') {
+                i += 1;
+                continue;
+            }
             let charset = if i + 3 < n && ipv4_hint(&text[i..i + 4]) {
                 Some(V4)
             } else if ipv6_hint([at(i), at(i + 1), at(i + 2), at(i + 3), at(i + 4)]) {

@@ -395,39 +395,38 @@ impl LabelSet {
             || self.parsed.iter().any(|p| same(self.str(p.name), n))
     }
 
-    /// Names of all current labels except the error labels, for `keep`. Written into `out`
-    /// as spans so the caller can delete while iterating.
-    pub(crate) fn current_names(&self, out: &mut Vec<Span>) {
-        out.clear();
+    /// `keep`: deletes every current label (the error labels aside) for which `kept(name,
+    /// value)` is false, in one pass. Like a deletion one by one, a deleted name also
+    /// hides a stream label of that name.
+    pub(crate) fn keep_only(&mut self, kept: impl Fn(&str, &str) -> bool) {
+        let text = &self.text;
+        let s = |sp: Span| &text[sp.start as usize..sp.end as usize];
+        let hidden_bits = self.deleted_bits | self.metadata_bits | self.parsed_bits;
+        let before = self.deleted.len();
         for p in &self.stream {
-            if !self.hidden_stream(self.str(p.name)) {
-                out.push(p.name);
+            let n = s(p.name);
+            let hidden = hidden_bits & bit(n) != 0
+                && (self.deleted[..before].iter().any(|d| same(s(*d), n))
+                    || self.metadata.iter().any(|m| same(s(m.name), n))
+                    || self.parsed.iter().any(|m| same(s(m.name), n)));
+            if !hidden && !kept(n, s(p.value)) {
+                self.deleted.push(p.name);
+                self.deleted_bits |= bit(n);
             }
         }
-        out.extend(self.metadata.iter().map(|p| p.name));
-        out.extend(self.parsed.iter().map(|p| p.name));
-    }
-
-    pub(crate) fn span_str(&self, s: Span) -> &str {
-        self.str(s)
-    }
-
-    /// Deletes the label named by an arena span (used by `keep`). Arena bytes outlive the
-    /// pairs that point at them until the next entry, so the span stays valid.
-    pub(crate) fn delete_span(&mut self, name: Span) {
-        let text = &self.text;
-        let target = &text[name.start as usize..name.end as usize];
-        let eq = |p: &Pair| &text[p.name.start as usize..p.name.end as usize] == target;
-        self.metadata.retain(|p| !eq(p));
-        self.parsed.retain(|p| !eq(p));
-        if !self
-            .deleted
-            .iter()
-            .any(|d| &text[d.start as usize..d.end as usize] == target)
-        {
-            self.deleted.push(name);
-            self.deleted_bits |= bit(target);
-        }
+        let deleted = &mut self.deleted;
+        let deleted_bits = &mut self.deleted_bits;
+        let mut drop = |p: &Pair| {
+            let n = s(p.name);
+            if kept(n, s(p.value)) {
+                return true;
+            }
+            deleted.push(p.name);
+            *deleted_bits |= bit(n);
+            false
+        };
+        self.metadata.retain(&mut drop);
+        self.parsed.retain(&mut drop);
     }
 
     /// Builds the sorted view that [`Processed`](super::Processed) hands out. `skip` names

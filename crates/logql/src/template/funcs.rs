@@ -163,20 +163,20 @@ pub(crate) static FUNCS: &[Func] = &[
         str::trim
     ))),
     f!("regexReplaceAll", [Str, Str, Str], None, |a, _| {
-        let re = crate::pipeline::regex_go::compile_str(as_str(&a[0]))?;
+        let re = cached_regex(as_str(&a[0]))?;
         Ok(Value::str(
             re.replace_all(as_str(&a[1]), as_str(&a[2])).into_owned(),
         ))
     }),
     f!("regexReplaceAllLiteral", [Str, Str, Str], None, |a, _| {
-        let re = crate::pipeline::regex_go::compile_str(as_str(&a[0]))?;
+        let re = cached_regex(as_str(&a[0]))?;
         Ok(Value::str(
             re.replace_all(as_str(&a[1]), regex::NoExpand(as_str(&a[2])))
                 .into_owned(),
         ))
     }),
     f!("count", [Str, Str], None, |a, _| {
-        let re = crate::pipeline::regex_go::compile_str(as_str(&a[0]))?;
+        let re = cached_regex(as_str(&a[0]))?;
         Ok(Value::int(re.find_iter(as_str(&a[1])).count() as i64))
     }),
     f!("urldecode", [Str], None, |a, _| Ok(Value::str(
@@ -438,6 +438,28 @@ pub(crate) static FUNCS: &[Func] = &[
         })
     }),
 ];
+
+thread_local! {
+    /// Regexes of `regexReplaceAll` and friends, compiled once: the pattern is almost
+    /// always a constant of the template, and compiling per line would dominate the cost.
+    static REGEXES: std::cell::RefCell<Vec<(String, regex::Regex)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn cached_regex(src: &str) -> Result<regex::Regex, String> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, r)) = cache.iter().find(|(s, _)| s == src) {
+            return Ok(r.clone());
+        }
+        let r = crate::pipeline::regex_go::compile_str(src)?;
+        if cache.len() >= 32 {
+            cache.remove(0);
+        }
+        cache.push((src.to_string(), r.clone()));
+        Ok(r)
+    })
+}
 
 pub(crate) fn lookup(name: &str) -> Option<&'static Func> {
     FUNCS.iter().find(|f| f.name == name)
