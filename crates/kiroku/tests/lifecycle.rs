@@ -115,7 +115,13 @@ fn operational_endpoints() {
     // The web UI is served at / beside the API.
     let r = srv.get("/");
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or("").starts_with("text/html"), "{:?}", r.headers);
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/html"),
+        "{:?}",
+        r.headers
+    );
     let v = srv.get("/loki/api/v1/status/buildinfo").json();
     assert!(
         v["version"].as_str().is_some_and(|s| s.starts_with('3')),
