@@ -41,14 +41,36 @@ pub fn loghub() -> Vec<Vec<String>> {
         .collect()
 }
 
-/// `line` with every run of digits replaced by random digits of the same length.
+/// `line` with its numbers varied: the last three digits of every run of digits are
+/// random (ids and counters drift, their magnitude stays), or with
+/// `KIROKU_BENCH_VARY=all` every digit (the harshest case: random digits do not compress).
 pub fn vary(line: &str, rng: &mut Rng, out: &mut String) {
+    static ALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let all = *ALL.get_or_init(|| std::env::var("KIROKU_BENCH_VARY").is_ok_and(|v| v == "all"));
     out.clear();
-    for c in line.chars() {
-        if c.is_ascii_digit() {
-            out.push((b'0' + (rng.next_u64() % 10) as u8) as char);
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let keep = if all {
+                0
+            } else {
+                (i - start).saturating_sub(3)
+            };
+            out.push_str(&line[start..start + keep]);
+            for _ in start + keep..i {
+                out.push((b'0' + (rng.next_u64() % 10) as u8) as char);
+            }
         } else {
-            out.push(c);
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push_str(&line[start..i]);
         }
     }
 }

@@ -108,7 +108,24 @@ fn bench_ingest(c: &mut Criterion) {
             wall.as_secs_f64(),
             disk as f64 / lines as f64
         );
+        let mut cols = [0u64; 5];
+        for p in part_files(&dir.path().join("parts")) {
+            for (i, v) in column_sizes(&p).into_iter().enumerate() {
+                cols[i] += v;
+            }
+        }
+        eprintln!(
+            "ingest: bytes/line by column: timestamps {:.2}, lengths {:.2}, lines {:.2}, metadata {:.2}, filters {:.2}",
+            cols[0] as f64 / lines as f64,
+            cols[1] as f64 / lines as f64,
+            cols[2] as f64 / lines as f64,
+            cols[3] as f64 / lines as f64,
+            cols[4] as f64 / lines as f64
+        );
         store.close(Duration::from_secs(60)).unwrap();
+    }
+    if std::env::var_os("KIROKU_BENCH_ONESHOT").is_some() {
+        return;
     }
     let mut g = c.benchmark_group("ingest");
     g.sample_size(10);
@@ -129,6 +146,41 @@ fn bench_ingest(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+fn part_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(part_files(&p));
+            } else if p.extension().is_some_and(|x| x == "kpart") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Bytes of each column (timestamps, lengths, lines, metadata, filters) in a part file.
+fn column_sizes(path: &std::path::Path) -> [u64; 5] {
+    use kiroku_store::part::index::{FOOTER_LEN, Footer};
+    let bytes = std::fs::read(path).unwrap();
+    let footer = Footer::decode(&bytes[bytes.len() - FOOTER_LEN..], bytes.len() as u64).unwrap();
+    let start = footer.index_offset as usize;
+    let index = footer
+        .decode_index(&bytes[start..start + footer.index_len as usize])
+        .unwrap();
+    let mut s = [0u64; 5];
+    for b in &index.blocks {
+        s[0] += u64::from(b.columns.ts);
+        s[1] += u64::from(b.columns.lengths);
+        s[2] += u64::from(b.columns.lines);
+        s[3] += u64::from(b.columns.meta);
+        s[4] += u64::from(b.filter_len);
+    }
+    s
 }
 
 fn all() -> Vec<Matcher> {
@@ -177,9 +229,27 @@ fn bench_queries(c: &mut Criterion) {
             store.disk_usage() as f64 / lines as f64,
             cpu * 1e6 / lines as f64
         );
+        let mut cols = [0u64; 5];
+        for p in part_files(&dir.path().join("parts")) {
+            for (i, v) in column_sizes(&p).into_iter().enumerate() {
+                cols[i] += v;
+            }
+        }
+        let per = |i: usize| cols[i] as f64 / lines as f64;
+        eprintln!(
+            "query data: bytes/line by column: timestamps {:.2}, lengths {:.2}, lines {:.2}, metadata {:.2}, filters {:.2}",
+            per(0),
+            per(1),
+            per(2),
+            per(3),
+            per(4)
+        );
         store.close(Duration::from_secs(60)).unwrap();
     }
     drop(streams);
+    if std::env::var_os("KIROKU_BENCH_ONESHOT").is_some() {
+        return;
+    }
     let t = Instant::now();
     let store = Store::open(config(dir.path())).unwrap();
     eprintln!("open with {lines} lines in parts: {:?}", t.elapsed());

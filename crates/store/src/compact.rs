@@ -132,10 +132,15 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
         .map(|(i, &id)| (id, i as u32))
         .collect();
     by_id.sort_unstable();
-    let merged = Arc::new(LoadedPart {
-        part: Part { key, size, index },
+    let merged = Arc::new(LoadedPart::new(
+        Part { key, size, index },
         by_id,
-    });
+        shared.parts.clone(),
+    ));
+    // The merged parts are deleted once the view and the last query reading them let go.
+    for p in group {
+        p.retired.store(true, Ordering::SeqCst);
+    }
     {
         let mut v = shared.view.write();
         let list = v.parts.entry(tnum).or_default();
@@ -158,10 +163,6 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
         .part_bytes_written
         .fetch_add(size, Ordering::Relaxed);
     tracing::info!(part = %merged.part.key, merged = group.len(), bytes = size, "compacted parts");
-    for p in group {
-        if let Err(e) = shared.parts.delete(&p.part.key) {
-            tracing::warn!(part = %p.part.key, error = %e, "deleting a compacted part failed");
-        }
-    }
+
     Ok(())
 }

@@ -96,7 +96,8 @@ pub struct StoreConfig {
     /// A memtable with no append for this long is written out (default 1 minute), so an
     /// idle server holds no heads in memory.
     pub head_idle: Duration,
-    /// zstd level of the lines column (default 3).
+    /// zstd level of the lines column (default 1: on loghub data it compresses as well as 3
+    /// at 15% less ingest CPU; see the store benches).
     pub compression_level: i32,
     /// Keep parts in object storage instead of `<data>/parts` (the WAL and a cache stay
     /// local).
@@ -123,7 +124,7 @@ impl StoreConfig {
             memtable_bytes: 32 << 20,
             max_head_age: Duration::from_secs(600),
             head_idle: Duration::from_secs(60),
-            compression_level: 3,
+            compression_level: 1,
             object_store: None,
             compaction: true,
             instance_id: None,

@@ -47,9 +47,39 @@ pub(crate) struct LoadedPart {
     pub part: Part,
     /// `(stream id, index into part.index.streams)`, sorted by stream id.
     pub by_id: Vec<(StreamId, u32)>,
+    /// Where to delete it from once nobody reads it any more.
+    pub store: Arc<dyn PartStore>,
+    /// Set by retention and compaction: the part is out of the view and is deleted when the
+    /// last reader's snapshot lets go of it (a query never finds its parts gone).
+    pub retired: AtomicBool,
+}
+
+impl std::fmt::Debug for dyn PartStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Drop for LoadedPart {
+    fn drop(&mut self) {
+        if self.retired.load(Ordering::SeqCst)
+            && let Err(e) = self.store.delete(&self.part.key)
+        {
+            tracing::error!(part = %self.part.key, error = %e, "deleting a part failed");
+        }
+    }
 }
 
 impl LoadedPart {
+    pub fn new(part: Part, by_id: Vec<(StreamId, u32)>, store: Arc<dyn PartStore>) -> LoadedPart {
+        LoadedPart {
+            part,
+            by_id,
+            store,
+            retired: AtomicBool::new(false),
+        }
+    }
+
     pub fn stream(&self, id: StreamId) -> Option<&crate::part::index::StreamMeta> {
         let i = self.by_id.binary_search_by_key(&id, |p| p.0).ok()?;
         self.part.index.streams.get(self.by_id[i].1 as usize)
@@ -79,7 +109,7 @@ pub(crate) struct Tenants {
 
 pub(crate) struct Shared {
     pub cfg: StoreConfig,
-    pub parts: Box<dyn PartStore>,
+    pub parts: Arc<dyn PartStore>,
     pub wal_dir: PathBuf,
     pub tmp_dir: PathBuf,
     pub instance: String,
@@ -219,9 +249,9 @@ impl Store {
             Some(i) => i.clone(),
             None => instance_id(&data)?,
         };
-        let parts: Box<dyn PartStore> = match &cfg.object_store {
-            None => Box::new(LocalParts::new(data.join("parts"), cfg.fsync)?),
-            Some(o) => Box::new(RemoteParts::open(o, data.join("cache"))?),
+        let parts: Arc<dyn PartStore> = match &cfg.object_store {
+            None => Arc::new(LocalParts::new(data.join("parts"), cfg.fsync)?),
+            Some(o) => Arc::new(RemoteParts::open(o, data.join("cache"))?),
         };
         tracing::info!(parts = %parts.describe(), "opening the store");
         let shared = Arc::new(Shared {

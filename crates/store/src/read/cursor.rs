@@ -147,8 +147,9 @@ impl Cursor {
             match self.open_source(&src) {
                 Ok(Some(o)) => self.open.push(o),
                 Ok(None) => {}
-                // Deleted by retention or compaction after this query took its snapshot:
-                // its entries are either expired or in the part that replaced it.
+                // Deleted by another instance sharing the bucket (our own deletions wait for
+                // the last snapshot holding the part): its entries are expired or in the part
+                // that replaced it.
                 Err(Gone::Gone) => {}
                 Err(Gone::Err(e)) => return Err(e),
             }

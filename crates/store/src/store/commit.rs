@@ -107,7 +107,7 @@ fn overloaded(shared: &Shared) -> Option<StoreError> {
     Some(match last {
         Some(e) if e.contains("storage is full") => StoreError::DiskFull(e),
         Some(e) => StoreError::Overloaded(format!("writing parts fails: {e}")),
-        None => StoreError::Overloaded("parts are written slower than entries arrive".into()),
+        None => return None,
     })
 }
 
@@ -236,10 +236,22 @@ fn maybe_rotate(
     if !due {
         return;
     }
-    // Back-pressure: while the flusher is behind, the memtable grows instead (appends are
-    // refused past twice its size, see `overloaded`).
-    if !force && shared.view.read().flushing.len() >= MAX_FLUSHING {
-        return;
+    // Back-pressure: while the flusher is behind but working, wait for it (appends queue
+    // and their callers wait); while it fails, the memtable grows instead and appends are
+    // refused past twice its size (see `overloaded`).
+    {
+        let mut f = shared.flushed.lock();
+        while shared.view.read().flushing.len() >= MAX_FLUSHING
+            && f.last_error.is_none()
+            && !shared.closing.load(Ordering::Relaxed)
+        {
+            shared
+                .flushed_cv
+                .wait_for(&mut f, Duration::from_millis(100));
+        }
+        if !force && f.last_error.is_some() && shared.view.read().flushing.len() >= MAX_FLUSHING {
+            return;
+        }
     }
     let next = match Segment::create(&shared.wal_dir, active.generation + 1, cfg.fsync) {
         Ok(s) => s,

@@ -154,10 +154,11 @@ fn flush_memtable(
                 let by_id = sorted_pairs(&ids);
                 new_parts.push((
                     tnum,
-                    Arc::new(LoadedPart {
-                        part: Part { key, size, index },
+                    Arc::new(LoadedPart::new(
+                        Part { key, size, index },
                         by_id,
-                    }),
+                        shared.parts.clone(),
+                    )),
                 ));
             }
         }
@@ -251,6 +252,21 @@ pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
             .collect()
     };
     let listed = shared.parts.list()?;
+    // Our sequence numbers continue after the highest one in our part names, so a part
+    // written right after a restart (same millisecond) never takes an existing name.
+    let ours = format!("-{}-", shared.instance);
+    let max_seq = listed
+        .iter()
+        .filter_map(|(k, _)| {
+            let at = k.name.find(&ours)?;
+            k.name[at + ours.len()..].parse::<u64>().ok()
+        })
+        .max();
+    if let Some(m) = max_seq {
+        shared
+            .part_seq
+            .fetch_max(m + 1, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut fresh = Vec::new();
     for (key, size) in &listed {
         if known.contains_key(key) {
@@ -297,7 +313,10 @@ pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
                 .collect()
         };
         let by_id = sorted_pairs(&ids);
-        add.push((tenant.num, Arc::new(LoadedPart { part, by_id })));
+        add.push((
+            tenant.num,
+            Arc::new(LoadedPart::new(part, by_id, shared.parts.clone())),
+        ));
     }
     let mut v = shared.view.write();
     for list in v.parts.values_mut() {

@@ -138,6 +138,8 @@ pub(crate) fn wal_bytes(shared: &Shared) -> u64 {
 
 /// Removes `p` from the view, then deletes it.
 pub(crate) fn delete_part(shared: &Shared, p: &Arc<LoadedPart>) {
+    // Deleted when the last reference goes: the view's below, or a query's snapshot.
+    p.retired.store(true, Ordering::SeqCst);
     {
         let mut v = shared.view.write();
         for list in v.parts.values_mut() {
@@ -155,7 +157,4 @@ pub(crate) fn delete_part(shared: &Shared, p: &Arc<LoadedPart>) {
         .metrics
         .parts_deleted_retention
         .fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = shared.parts.delete(&p.part.key) {
-        tracing::error!(part = %p.part.key, error = %e, "deleting a part failed");
-    }
 }
