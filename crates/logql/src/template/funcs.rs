@@ -163,21 +163,22 @@ pub(crate) static FUNCS: &[Func] = &[
         str::trim
     ))),
     f!("regexReplaceAll", [Str, Str, Str], None, |a, _| {
-        let re = cached_regex(as_str(&a[0]))?;
-        Ok(Value::str(
-            re.replace_all(as_str(&a[1]), as_str(&a[2])).into_owned(),
-        ))
+        with_regex(as_str(&a[0]), |re| {
+            Value::str(re.replace_all(as_str(&a[1]), as_str(&a[2])).into_owned())
+        })
     }),
     f!("regexReplaceAllLiteral", [Str, Str, Str], None, |a, _| {
-        let re = cached_regex(as_str(&a[0]))?;
-        Ok(Value::str(
-            re.replace_all(as_str(&a[1]), regex::NoExpand(as_str(&a[2])))
-                .into_owned(),
-        ))
+        with_regex(as_str(&a[0]), |re| {
+            Value::str(
+                re.replace_all(as_str(&a[1]), regex::NoExpand(as_str(&a[2])))
+                    .into_owned(),
+            )
+        })
     }),
     f!("count", [Str, Str], None, |a, _| {
-        let re = cached_regex(as_str(&a[0]))?;
-        Ok(Value::int(re.find_iter(as_str(&a[1])).count() as i64))
+        with_regex(as_str(&a[0]), |re| {
+            Value::int(re.find_iter(as_str(&a[1])).count() as i64)
+        })
     }),
     f!("urldecode", [Str], None, |a, _| Ok(Value::str(
         query_unescape(as_str(&a[0]))?
@@ -446,18 +447,23 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn cached_regex(src: &str) -> Result<regex::Regex, String> {
+/// Runs `f` with the compiled regex (kept by reference: a cloned `Regex` starts with
+/// empty search caches).
+fn with_regex<T>(src: &str, f: impl FnOnce(&regex::Regex) -> T) -> Result<T, String> {
     REGEXES.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((_, r)) = cache.iter().find(|(s, _)| s == src) {
-            return Ok(r.clone());
-        }
-        let r = crate::pipeline::regex_go::compile_str(src)?;
-        if cache.len() >= 32 {
-            cache.remove(0);
-        }
-        cache.push((src.to_string(), r.clone()));
-        Ok(r)
+        let i = match cache.iter().position(|(s, _)| s == src) {
+            Some(i) => i,
+            None => {
+                let r = crate::pipeline::regex_go::compile_str(src)?;
+                if cache.len() >= 32 {
+                    cache.remove(0);
+                }
+                cache.push((src.to_string(), r));
+                cache.len() - 1
+            }
+        };
+        Ok(f(&cache[i].1))
     })
 }
 
