@@ -82,7 +82,7 @@ impl Template {
     pub fn execute(&self, data: &dyn Data, out: &mut String) -> Result<(), String> {
         let mut ex = exec::Exec {
             data,
-            vars: vec![("$", value::Value::Labels)],
+            vars: Vec::new(),
         };
         ex.run(&self.root, out).map_err(|e| self.error_text(&e))
     }

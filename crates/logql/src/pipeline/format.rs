@@ -50,13 +50,19 @@ impl Data for TemplateData<'_> {
 #[derive(Debug)]
 pub(crate) struct LineFormat {
     pub(crate) template: Template,
+    /// Whether the template reads `__line__` (else the line is not decoded).
+    uses_line: bool,
 }
 
 impl LineFormat {
     pub(crate) fn new(src: &str) -> Result<LineFormat, String> {
         let template =
             Template::parse("line", src).map_err(|e| format!("invalid line template: {e}"))?;
-        Ok(LineFormat { template })
+        let uses_line = template.uses_line();
+        Ok(LineFormat {
+            template,
+            uses_line,
+        })
     }
 
     /// Writes the new line into `out` and returns `true`; on a template error sets
@@ -79,7 +85,11 @@ impl LineFormat {
         }
         let data = TemplateData {
             labels,
-            line: String::from_utf8_lossy(line),
+            line: if self.uses_line {
+                String::from_utf8_lossy(line)
+            } else {
+                Cow::Borrowed("")
+            },
             ts,
         };
         match self.template.execute(&data, out) {
@@ -174,7 +184,11 @@ impl LabelFormat {
     ) {
         let data = TemplateData {
             labels,
-            line: String::from_utf8_lossy(line),
+            line: if self.uses_line() {
+                String::from_utf8_lossy(line)
+            } else {
+                Cow::Borrowed("")
+            },
             ts,
         };
         let mut i = 0;

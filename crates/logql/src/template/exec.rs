@@ -259,12 +259,14 @@ impl<'a> Exec<'a> {
     }
 
     fn var(&self, name: &str, pos: usize) -> R<Value<'a>> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| err(pos, name, format!("undefined variable: {name}")))
+        if let Some((_, v)) = self.vars.iter().rev().find(|(n, _)| *n == name) {
+            return Ok(v.clone());
+        }
+        // `$` is the data, without taking a slot (and an allocation) per run.
+        if name == "$" {
+            return Ok(Value::Labels);
+        }
+        Err(err(pos, name, format!("undefined variable: {name}")))
     }
 
     pub(crate) fn pipeline(&mut self, dot: &Value<'a>, pipe: &'a Pipe) -> R<Value<'a>> {
