@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::push::labels::LabelCache;
 use crate::push::limits::IngestLimits;
 use crate::tail::TailHub;
-use crate::{metadata, otlp, push, query, status, tail, volume};
+use crate::{detected, metadata, otlp, push, query, status, tail, volume};
 
 /// Label strings remembered by the push path; a few MiB at most.
 const LABEL_CACHE_STREAMS: usize = 16_384;
@@ -112,6 +112,14 @@ pub fn router(app: Arc<App>) -> Router {
             get(volume::range).post(volume::range),
         )
         .route("/loki/api/v1/tail", get(tail::handle))
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(detected::fields).post(detected::fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(detected::values).post(detected::values),
+        )
         .route(
             "/loki/api/v1/detected_labels",
             get(metadata::detected_labels).post(metadata::detected_labels),

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod config;
+pub mod detected;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
