@@ -26,6 +26,10 @@ enum Gone {
     Err(SourceError),
 }
 
+thread_local! {
+    static DECODER: std::cell::Cell<Option<BlockDecoder>> = const { std::cell::Cell::new(None) };
+}
+
 /// Entries per batch at most.
 const BATCH: usize = 8192;
 
@@ -41,7 +45,6 @@ pub struct Cursor {
     columns: Columns,
     required: Option<RequiredText>,
     out: Batch,
-    dec: Option<BlockDecoder>,
     io: Vec<u8>,
 }
 
@@ -105,7 +108,6 @@ impl Cursor {
             columns: req.columns,
             required: req.required.cloned(),
             out: Batch::default(),
-            dec: None,
             io: Vec::new(),
         }
     }
@@ -170,11 +172,6 @@ impl Cursor {
                     crate::StoreError::PartGone(_) => Gone::Gone,
                     e => Gone::Err(SourceError::Storage(e.to_string())),
                 };
-                let corrupt = || {
-                    Gone::Err(SourceError::Storage(format!(
-                        "part {key} is damaged: block {block} does not decode"
-                    )))
-                };
                 if let Some(req) = &self.required
                     && meta.filter_len > 0
                 {
@@ -186,59 +183,27 @@ impl Cursor {
                         return Ok(None);
                     }
                 }
-                if self.dec.is_none() {
-                    self.dec = Some(
-                        BlockDecoder::new()
-                            .map_err(|e| Gone::Err(SourceError::Storage(e.to_string())))?,
-                    );
-                }
-                let Some(dec) = self.dec.as_mut() else {
-                    return Ok(None);
+                // A zstd context costs more to create than a small block to decode: one per
+                // thread, shared by all cursors.
+                let dec_cell = DECODER.with(|d| d.take());
+                let mut dec = match dec_cell {
+                    Some(d) => d,
+                    None => BlockDecoder::new()
+                        .map_err(|e| Gone::Err(SourceError::Storage(e.to_string())))?,
                 };
-                let mut b = Batch::default();
-                let n = meta.count as usize;
-                let (off, len) = meta.ts_and_lengths_range();
-                store
-                    .read_at(key, size, off, len, &mut self.io)
-                    .map_err(err)?;
-                let (ts_col, len_col) = self.io.split_at(meta.columns.ts as usize);
-                dec.timestamps(ts_col, n, &mut b.timestamps)
-                    .map_err(|_| corrupt())?;
-                dec.lengths(len_col, n, &mut b.line_lengths)
-                    .map_err(|_| corrupt())?;
-                if lines {
-                    let (off, len) = meta.lines_range();
-                    store
-                        .read_at(key, size, off, len, &mut self.io)
-                        .map_err(err)?;
-                    dec.lines(&self.io, &mut b.line_data)
-                        .map_err(|_| corrupt())?;
-                    b.line_offsets.reserve(n + 1);
-                    b.line_offsets.push(0);
-                    let mut o = 0u32;
-                    for &l in &b.line_lengths {
-                        o = o.checked_add(l).ok_or_else(corrupt)?;
-                        b.line_offsets.push(o);
-                    }
-                    if o as usize != b.line_data.len() {
-                        return Err(corrupt());
-                    }
-                }
-                if self.columns.metadata && meta.columns.meta > 0 {
-                    let (off, len) = meta.meta_range();
-                    store
-                        .read_at(key, size, off, len, &mut self.io)
-                        .map_err(err)?;
-                    dec.metadata(
-                        &self.io,
-                        n,
-                        &mut b.metadata_dict,
-                        &mut b.metadata_offsets,
-                        &mut b.metadata_ids,
-                    )
-                    .map_err(|_| corrupt())?;
-                }
-                Data::Owned(b)
+                let r = Self::decode_block(
+                    &mut dec,
+                    store,
+                    key,
+                    size,
+                    *block,
+                    meta,
+                    lines,
+                    self.columns,
+                    &mut self.io,
+                );
+                DECODER.with(|d| d.set(Some(dec)));
+                Data::Owned(r?)
             }
         };
         let ts = match &data {
@@ -258,6 +223,66 @@ impl Cursor {
             lines,
             remap: Vec::new(),
         }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decode_block(
+        dec: &mut BlockDecoder,
+        store: &Arc<dyn crate::backend::PartStore>,
+        key: &crate::part::PartKey,
+        size: u64,
+        block: u32,
+        meta: &crate::part::index::BlockMeta,
+        lines: bool,
+        columns: Columns,
+        io: &mut Vec<u8>,
+    ) -> Result<Batch, Gone> {
+        let err = |e: crate::StoreError| match e {
+            crate::StoreError::PartGone(_) => Gone::Gone,
+            e => Gone::Err(SourceError::Storage(e.to_string())),
+        };
+        let corrupt = || {
+            Gone::Err(SourceError::Storage(format!(
+                "part {key} is damaged: block {block} does not decode"
+            )))
+        };
+        let mut b = Batch::default();
+        let n = meta.count as usize;
+        let (off, len) = meta.ts_and_lengths_range();
+        store.read_at(key, size, off, len, io).map_err(err)?;
+        let (ts_col, len_col) = io.split_at(meta.columns.ts as usize);
+        dec.timestamps(ts_col, n, &mut b.timestamps)
+            .map_err(|_| corrupt())?;
+        dec.lengths(len_col, n, &mut b.line_lengths)
+            .map_err(|_| corrupt())?;
+        if lines {
+            let (off, len) = meta.lines_range();
+            store.read_at(key, size, off, len, io).map_err(err)?;
+            dec.lines(io, &mut b.line_data).map_err(|_| corrupt())?;
+            b.line_offsets.reserve(n + 1);
+            b.line_offsets.push(0);
+            let mut o = 0u32;
+            for &l in &b.line_lengths {
+                o = o.checked_add(l).ok_or_else(corrupt)?;
+                b.line_offsets.push(o);
+            }
+            if o as usize != b.line_data.len() {
+                return Err(corrupt());
+            }
+        }
+        if columns.metadata && meta.columns.meta > 0 {
+            let (off, len) = meta.meta_range();
+            store.read_at(key, size, off, len, io).map_err(err)?;
+            dec.metadata(
+                &*io,
+                n,
+                &mut b.metadata_dict,
+                &mut b.metadata_offsets,
+                &mut b.metadata_ids,
+            )
+            .map_err(|_| corrupt())?;
+        }
+        Ok(b)
     }
 
     /// Copies the current entry of open source `i` to the output and advances it.
