@@ -4,12 +4,41 @@
 //! (printed once per group) for ns/line:
 //! `cargo bench -p kiroku-logql --bench pipeline`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kiroku_logql::ast::{Expr, LogExpr};
 use kiroku_logql::pipeline::Pipeline;
 use protocol::Labels;
+
+/// Counts allocations, to report allocations per line next to the timings.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 struct Lines {
     labels: Labels,
@@ -63,18 +92,26 @@ fn bench(c: &mut Criterion, group: &str, data: &Lines, queries: &[(&str, &str)])
     for (name, q) in queries {
         let p = Pipeline::new(&log_expr(q).pipeline, None).expect("pipeline compiles");
         let mut sp = p.for_stream(&data.labels);
-        g.bench_function(*name, |b| {
-            b.iter(|| {
-                let mut kept = 0usize;
-                for (line, meta) in data.lines.iter().zip(&data.meta) {
-                    let m = meta.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-                    if let Some(r) = sp.process(0, line.as_bytes(), m) {
-                        kept += r.line.len() + r.labels.len();
-                    }
+        let mut run = || {
+            let mut kept = 0usize;
+            for (line, meta) in data.lines.iter().zip(&data.meta) {
+                let m = meta.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+                if let Some(r) = sp.process(0, line.as_bytes(), m) {
+                    kept += r.line.len() + r.labels.len();
                 }
-                black_box(kept)
-            })
-        });
+            }
+            kept
+        };
+        // Warm the buffers, then count what one more pass allocates.
+        run();
+        let before = ALLOCS.load(Ordering::Relaxed);
+        black_box(run());
+        let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+        println!(
+            "{group}/{name}: {:.2} allocations/line",
+            allocs as f64 / data.lines.len() as f64
+        );
+        g.bench_function(*name, |b| b.iter(|| black_box(run())));
     }
     g.finish();
 }

@@ -219,10 +219,20 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
     } else {
         parse_float(num)?
     };
-    let extra = s[num_len..].trim().to_ascii_lowercase();
+    let extra = s[num_len..].trim();
+    // Units are at most three letters: lowercase them on the stack.
+    let mut lower = [0u8; 3];
+    let unit = if extra.len() <= 3 {
+        for (d, c) in lower.iter_mut().zip(extra.bytes()) {
+            *d = c.to_ascii_lowercase();
+        }
+        std::str::from_utf8(&lower[..extra.len()]).unwrap_or("?")
+    } else {
+        "?"
+    };
     const K: u64 = 1000;
     const KI: u64 = 1024;
-    let mult: u64 = match extra.as_str() {
+    let mult: u64 = match unit {
         "" | "b" => 1,
         "kib" | "ki" => KI,
         "kb" | "k" => K,
@@ -236,7 +246,12 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
         "pb" | "p" => K.pow(5),
         "eib" | "ei" => KI.pow(6),
         "eb" | "e" => K.pow(6),
-        _ => return Err(format!("unhandled size name: {extra}")),
+        _ => {
+            return Err(format!(
+                "unhandled size name: {}",
+                extra.to_ascii_lowercase()
+            ));
+        }
     };
     let v = f * mult as f64;
     if v >= u64::MAX as f64 {

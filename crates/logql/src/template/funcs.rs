@@ -33,7 +33,7 @@ pub(crate) enum Kind {
     Normal,
 }
 
-pub(crate) type Impl = for<'a> fn(&[Value<'a>], &dyn Data) -> Result<Value<'a>, String>;
+pub(crate) type Impl = for<'a> fn(&[Value<'a>], &'a dyn Data) -> Result<Value<'a>, String>;
 
 pub(crate) struct Func {
     pub(crate) name: &'static str,
@@ -225,9 +225,9 @@ pub(crate) static FUNCS: &[Func] = &[
     f!("b64dec", [Str], None, |a, _| Ok(Value::str(b64_decode(
         as_str(&a[0])
     )))),
-    f!("__line__", [], None, |_, d| Ok(Value::str(
-        d.line().to_string()
-    ))),
+    f!("__line__", [], None, |_, d| Ok(Value::Str(Cow::Borrowed(
+        d.line()
+    )))),
     f!("__timestamp__", [], None, |_, d| Ok(time(
         GoTime::from_unix_nanos(d.timestamp())
     ))),
