@@ -31,13 +31,15 @@ pub(crate) mod regex_go;
 mod required;
 mod text;
 
+use std::sync::Arc;
+
 use protocol::Labels;
 
 pub use labels::{Category, LabelSet};
 
 use crate::ast::{Grouping, Parser, Stage, Unwrap, UnwrapConversion};
 use crate::source::RequiredText;
-use hints::Hints;
+use hints::{EarlyFilters, Hints};
 
 /// A pipeline that cannot be built: a bad regex, pattern or template. HTTP 400.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -59,7 +61,7 @@ enum Step {
     Regexp(extract::RegexpParser),
     Pattern(extract::PatternParser),
     Unpack,
-    LabelFilter(label_filter::Compiled),
+    LabelFilter(Arc<label_filter::Compiled>),
     LineFormat(format::LineFormat),
     LabelFormat(format::LabelFormat),
     Decolorize,
@@ -72,7 +74,7 @@ enum Step {
 struct UnwrapStep {
     label: String,
     conversion: Option<UnwrapConversion>,
-    post: Vec<label_filter::Compiled>,
+    post: Vec<Arc<label_filter::Compiled>>,
 }
 
 /// A compiled pipeline.
@@ -83,6 +85,8 @@ pub struct Pipeline {
     hints: Hints,
     /// Label names later stages read (for parser hints).
     referenced: Vec<String>,
+    /// The single-label filters parsers apply as soon as they set the label.
+    early: EarlyFilters,
     ansi: Option<regex::bytes::Regex>,
 }
 
@@ -124,6 +128,7 @@ impl Pipeline {
     pub fn new(stages: &[Stage], unwrap: Option<&Unwrap>) -> Result<Pipeline, PipelineError> {
         let mut steps = Vec::with_capacity(stages.len());
         let mut referenced = Vec::new();
+        let mut early = EarlyFilters::default();
         let mut ansi = None;
         for s in reorder(stages) {
             let step = match s {
@@ -156,8 +161,10 @@ impl Pipeline {
                     Parser::Unpack => Step::Unpack,
                 },
                 Stage::LabelFilter(f) => {
-                    label_filter::Compiled::names(f, &mut referenced);
-                    Step::LabelFilter(label_filter::Compiled::new(f).map_err(invalid)?)
+                    let f = Arc::new(label_filter::Compiled::new(f).map_err(invalid)?);
+                    f.names(&mut referenced);
+                    early.push(&f);
+                    Step::LabelFilter(f)
                 }
                 Stage::LineFormat(t) => {
                     let lf = format::LineFormat::new(t).map_err(invalid)?;
@@ -195,9 +202,11 @@ impl Pipeline {
             Some(u) => {
                 let mut post = Vec::with_capacity(u.post_filters.len());
                 for f in &u.post_filters {
-                    label_filter::Compiled::names(f, &mut referenced);
-                    post.push(label_filter::Compiled::new(f).map_err(invalid)?);
+                    let f = Arc::new(label_filter::Compiled::new(f).map_err(invalid)?);
+                    f.names(&mut referenced);
+                    post.push(f);
                 }
+                early.push_post(&post);
                 referenced.push(u.label.clone());
                 Some(UnwrapStep {
                     label: u.label.clone(),
@@ -209,33 +218,45 @@ impl Pipeline {
         Ok(Pipeline {
             steps,
             unwrap,
-            hints: Hints::all(),
+            hints: Hints::unhinted(&early),
             referenced,
+            early,
             ansi,
         })
     }
 
-    /// Tells the parsers which labels a metric query needs, as Loki does: `grouping` is the
-    /// `by`/`without` of the range aggregation, or of a `sum` around it when Loki pushes
-    /// that down (`sum by (level) (count_over_time(...))`, also for `bytes_over_time`,
-    /// `bytes_rate`, `rate` and `sum_over_time`). With `by (level)` the parsers extract only
-    /// `level` (and the labels later stages read) and stop once they have it; with `by ()`
-    /// or a plain `sum(...)` they may not run at all. This changes answers exactly as it
-    /// does in Loki (a JSON error after the wanted field goes unnoticed), so call it only
-    /// where Loki would.
-    pub fn hint_grouping(mut self, grouping: Option<&Grouping>) -> Pipeline {
-        let Some(g) = grouping else {
-            self.hints = Hints::all();
-            return self;
+    /// Tells the parsers which labels a metric query needs, as Loki's sample extractors
+    /// do. `grouping` is the grouping the samples get: the `by`/`without` of the range
+    /// aggregation, or of a `sum` around it when Loki pushes that down (`sum by (level)
+    /// (count_over_time(...))`, for `count_over_time`, `rate`, `bytes_over_time`,
+    /// `bytes_rate` and `sum_over_time` without a grouping of their own); `None` when
+    /// there is none. `absent` is set for `absent_over_time`, which needs no labels.
+    ///
+    /// With `by (level)` the parsers extract only `level` (and the labels later stages
+    /// read) and stop once they have it; with `by ()`, a plain `sum(...)` or `absent` and
+    /// nothing read later they do not run at all. This changes answers exactly as it does
+    /// in Loki (a JSON error after the wanted field goes unnoticed), so call it only where
+    /// Loki would. Log queries keep the default hints.
+    pub fn hint_grouping(mut self, grouping: Option<&Grouping>, absent: bool) -> Pipeline {
+        let (mut groups, mut without, mut no_labels) = match grouping {
+            Some(g) => (
+                g.labels.clone(),
+                g.without,
+                g.labels.is_empty() && !g.without,
+            ),
+            None => (Vec::new(), false, false),
         };
-        let no_labels = g.labels.is_empty() && !g.without;
-        // An unwrap with no grouping groups `without (label)`: no hints.
-        let (groups, without) = if self.unwrap.is_some() && (g.labels.is_empty() || g.without) {
-            (&[][..], true)
-        } else {
-            (&g.labels[..], g.without)
-        };
-        self.hints = Hints::new(&self.referenced, groups, without, no_labels);
+        if absent {
+            no_labels = true;
+        }
+        // An unwrap without a `by` list groups `without` its label.
+        if let Some(u) = &self.unwrap
+            && (groups.is_empty() || without)
+        {
+            without = true;
+            groups.push(u.label.clone());
+        }
+        self.hints = Hints::new(&self.referenced, &groups, without, no_labels, &self.early);
         self
     }
 
@@ -403,20 +424,24 @@ impl StreamPipeline<'_> {
                     }
                 }
                 Step::Json => {
-                    if let State::Json(j) = &mut self.states[i] {
-                        j.process(current, &mut self.set, &p.hints);
+                    if let State::Json(j) = &mut self.states[i]
+                        && !j.process(current, &mut self.set, &p.hints)
+                    {
+                        return None;
                     }
                 }
                 Step::JsonExpr(_) => {
                     if let Some(Parsers::JsonExpr(j)) = &mut self.parsers[i]
                         && !p.hints.no_labels(&self.set)
                     {
-                        j.process(current, &mut self.set);
+                        j.process(current, &mut self.set, &p.hints);
                     }
                 }
                 Step::Logfmt(_) => {
-                    if let Some(Parsers::Logfmt(l)) = &mut self.parsers[i] {
-                        l.process(current, &mut self.set, &p.hints);
+                    if let Some(Parsers::Logfmt(l)) = &mut self.parsers[i]
+                        && !l.process(current, &mut self.set, &p.hints)
+                    {
+                        return None;
                     }
                 }
                 Step::LogfmtExpr(_) => {
@@ -425,20 +450,26 @@ impl StreamPipeline<'_> {
                     }
                 }
                 Step::Regexp(_) => {
-                    if let Some(Parsers::Regexp(r)) = &mut self.parsers[i] {
-                        r.process(current, &mut self.set, &p.hints);
+                    if let Some(Parsers::Regexp(r)) = &mut self.parsers[i]
+                        && !r.process(current, &mut self.set, &p.hints)
+                    {
+                        return None;
                     }
                 }
                 Step::Pattern(_) => {
-                    if let Some(Parsers::Pattern(r)) = &mut self.parsers[i] {
-                        r.process(current, &mut self.set, &p.hints);
+                    if let Some(Parsers::Pattern(r)) = &mut self.parsers[i]
+                        && !r.process(current, &mut self.set, &p.hints)
+                    {
+                        return None;
                     }
                 }
                 Step::Unpack => {
-                    if let State::Unpack(u) = &mut self.states[i]
-                        && u.process(current, &mut self.set, &p.hints, spare)
-                    {
-                        cur = Cur::Buf(spare_idx);
+                    if let State::Unpack(u) = &mut self.states[i] {
+                        match u.process(current, &mut self.set, &p.hints, spare) {
+                            json::Unpacked::Dropped => return None,
+                            json::Unpacked::Entry => cur = Cur::Buf(spare_idx),
+                            json::Unpacked::Line => {}
+                        }
                     }
                 }
                 Step::LabelFilter(f) => {

@@ -6,10 +6,7 @@ use protocol::response::{Point, QueryResponse, QueryResult, Sample, Series as Ou
 
 use super::samples::{SampleGroup, collect};
 use super::{Ctx, Series, SeriesSet, Steps, binary, range, vector};
-use crate::ast::{
-    Grouping, LabelFilter, LogRange, MatchOp, RangeAggregation, RangeOp, SampleExpr, Stage,
-    VectorOp,
-};
+use crate::ast::{Grouping, MatchOp, RangeAggregation, RangeOp, SampleExpr, VectorOp};
 use crate::engine::QueryError;
 
 enum Value {
@@ -304,28 +301,6 @@ fn series(v: Value) -> Result<SeriesSet, QueryError> {
     }
 }
 
-/// Whether the query asks for `__error__` by name (a label filter on it), so Loki keeps
-/// parser errors when it groups by it.
-fn mentions_error(r: &LogRange) -> bool {
-    fn in_filter(f: &LabelFilter) -> bool {
-        match f {
-            LabelFilter::And(a, b) | LabelFilter::Or(a, b) => in_filter(a) || in_filter(b),
-            LabelFilter::String(m) => m.name == "__error__",
-            LabelFilter::Number { name, .. }
-            | LabelFilter::Duration { name, .. }
-            | LabelFilter::Bytes { name, .. }
-            | LabelFilter::Ip { name, .. } => name == "__error__",
-        }
-    }
-    r.log.pipeline.iter().any(|s| match s {
-        Stage::LabelFilter(f) => in_filter(f),
-        _ => false,
-    }) || r
-        .unwrap
-        .as_ref()
-        .is_some_and(|u| u.post_filters.iter().any(in_filter))
-}
-
 fn range_aggregation(
     ctx: &Ctx<'_>,
     r: &RangeAggregation,
@@ -337,16 +312,7 @@ fn range_aggregation(
         (None, Some(p)) => p,
         (None, None) => SampleGroup::All,
     };
-    // Loki keeps parser errors in the result when the (pushed-down) `by` grouping names
-    // `__error__`, or a label filter does while the grouping is by labels.
-    let preserve = match &group {
-        SampleGroup::By(names) => {
-            names.iter().any(|n| n == "__error__") || mentions_error(&r.range)
-        }
-        SampleGroup::NoLabels => mentions_error(&r.range),
-        _ => false,
-    };
-    let samples = collect(ctx, r, &group, preserve, steps)?;
+    let samples = collect(ctx, r, &group, steps)?;
     let unwrapped = r.range.unwrap.is_some();
     let mut out = SeriesSet::default();
     let mut first_error: Option<(i64, usize)> = None;

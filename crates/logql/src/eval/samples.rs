@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use protocol::{Label, Labels};
 
 use super::{Ctx, Steps, group_labels};
-use crate::ast::{RangeAggregation, RangeOp};
+use crate::ast::{Grouping, RangeAggregation, RangeOp};
 use crate::engine::QueryError;
 use crate::pipeline::Pipeline;
 use crate::source::{Batch, Columns, Direction, Select, StreamCursor};
@@ -35,6 +35,17 @@ pub(crate) enum SampleGroup {
 }
 
 impl SampleGroup {
+    /// The grouping as Loki's sample extractor receives it (`None` when there is none).
+    fn grouping(&self) -> Option<Grouping> {
+        let (labels, without) = match self {
+            SampleGroup::All => return None,
+            SampleGroup::NoLabels => (Vec::new(), false),
+            SampleGroup::By(n) => (n.clone(), false),
+            SampleGroup::Without(n) => (n.clone(), true),
+        };
+        Some(Grouping { without, labels })
+    }
+
     fn apply(&self, all: Labels) -> Labels {
         match self {
             SampleGroup::All => all,
@@ -146,22 +157,22 @@ impl BucketGeometry {
 }
 
 const ERROR_LABEL: &str = "__error__";
+/// Set next to a parser error that the query asked for by name: the error is not fatal.
+const PRESERVE_ERROR_LABEL: &str = "__preserve_error__";
 
-/// Parser errors Loki lets through when the query groups by `__error__`.
-fn is_parser_error(e: &str) -> bool {
-    matches!(e, "JSONParserErr" | "LogfmtParserErr")
-}
-
+/// The samples of range aggregation `r`, grouped by `group` (its own grouping or the one
+/// a `sum` around it pushed down). The pipeline gets Loki's parser hints for that
+/// grouping.
 pub(crate) fn collect(
     ctx: &Ctx<'_>,
     r: &RangeAggregation,
     group: &SampleGroup,
-    preserve_errors: bool,
     steps: &Steps,
 ) -> Result<Vec<SampleSeries>, QueryError> {
     let range = &r.range;
     let pipeline = Pipeline::new(&range.log.pipeline, range.unwrap.as_ref())
-        .map_err(|e| QueryError::Pipeline(e.to_string()))?;
+        .map_err(|e| QueryError::Pipeline(e.to_string()))?
+        .hint_grouping(group.grouping().as_ref(), r.op == RangeOp::AbsentOverTime);
     let bytes = matches!(r.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
     let has_stages = !range.log.pipeline.is_empty() || range.unwrap.is_some();
     let required = pipeline.required_text();
@@ -192,7 +203,6 @@ pub(crate) fn collect(
         ctx,
         pipeline: &pipeline,
         group: &group,
-        preserve_errors,
         bytes,
         has_stages,
         unwrap: range.unwrap.is_some(),
@@ -264,7 +274,6 @@ struct Job<'a> {
     ctx: &'a Ctx<'a>,
     pipeline: &'a Pipeline,
     group: &'a SampleGroup,
-    preserve_errors: bool,
     bytes: bool,
     has_stages: bool,
     unwrap: bool,
@@ -414,9 +423,11 @@ impl Job<'_> {
                 } else {
                     1.0
                 };
+                // A line with an error keeps all its labels (Loki groups only clean
+                // samples); the error fails the query unless a parser preserved it.
                 let error = p.labels.get(ERROR_LABEL);
-                let report = error.filter(|e| !(self.preserve_errors && is_parser_error(e)));
-                let key = if report.is_some() {
+                let report = error.filter(|_| p.labels.get(PRESERVE_ERROR_LABEL) != Some("true"));
+                let key = if error.is_some() {
                     p.labels.hash()
                 } else {
                     match self.group {
@@ -430,7 +441,7 @@ impl Job<'_> {
                     Some(&i) => i,
                     None => {
                         let all = p.labels.to_labels();
-                        let labels = if report.is_some() {
+                        let labels = if error.is_some() {
                             all
                         } else {
                             self.group.apply(all)

@@ -41,9 +41,10 @@ impl RegexpParser {
         })
     }
 
-    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) {
+    /// Extracts the captures of `line`; `false` when an early label filter drops it.
+    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) -> bool {
         if self.re.captures_read(&mut self.locs, line).is_none() {
-            return;
+            return true;
         }
         for (i, n) in &self.names {
             self.name.clear();
@@ -59,7 +60,11 @@ impl RegexpParser {
             push_lossy(w.buf(), value);
             let v = w.finish();
             labels.set_parsed_value(&self.name, v);
+            if !hints.should_continue(&self.name, labels) {
+                return false;
+            }
         }
+        true
     }
 }
 
@@ -79,12 +84,14 @@ impl PatternParser {
         })
     }
 
-    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) {
+    /// Extracts the captures of `line`; `false` when an early label filter drops it.
+    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) -> bool {
         if hints.no_labels(labels) {
-            return;
+            return true;
         }
         let pattern = &self.pattern;
         let name = &mut self.name;
+        let mut keep = true;
         pattern.captures(line, |i, value| {
             let n = &pattern.names()[i];
             name.clear();
@@ -93,12 +100,15 @@ impl PatternParser {
                 name.push_str(DUPLICATE_SUFFIX);
             }
             if labels.extracted(name) || !hints.should_extract(name) {
-                return;
+                return true;
             }
             let mut w = labels.value_writer();
             push_lossy(w.buf(), value);
             let v = w.finish();
             labels.set_parsed_value(name, v);
+            keep = hints.should_continue(name, labels);
+            keep
         });
+        keep
     }
 }

@@ -276,6 +276,8 @@ enum Stop {
     Scan(ScanError),
     /// Every hinted label is extracted.
     Done,
+    /// An early label filter failed: the line is dropped.
+    Drop,
 }
 
 impl From<ScanError> for Stop {
@@ -285,16 +287,19 @@ impl From<ScanError> for Stop {
 }
 
 impl JsonParser {
-    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) {
+    /// Parses `line` into `labels`; `false` when an early label filter drops the line.
+    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) -> bool {
         if hints.no_labels(labels) {
-            return;
+            return true;
         }
         self.prefix.clear();
         self.parts.clear();
-        if let Err(Stop::Scan(e)) = self.object(line, labels, hints) {
-            labels.set_err(JSON_ERR);
-            labels.set_err_details(e.message());
+        match self.object(line, labels, hints) {
+            Err(Stop::Scan(e)) => hints.set_parser_error(labels, JSON_ERR, e.message()),
+            Err(Stop::Drop) => return false,
+            Ok(()) | Err(Stop::Done) => {}
         }
+        true
     }
 
     fn object(&mut self, data: &[u8], labels: &mut LabelSet, hints: &Hints) -> Result<(), Stop> {
@@ -380,8 +385,22 @@ impl JsonParser {
         }
         let v = w.finish();
         labels.set_parsed_value(&self.name, v);
+        if !hints.should_continue(&self.name, labels) {
+            return Err(Stop::Drop);
+        }
         Ok(())
     }
+}
+
+/// What `unpack` made of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unpacked {
+    /// The line stays (not packed, or an error).
+    Line,
+    /// The packed `_entry` replaces the line.
+    Entry,
+    /// An early label filter dropped the line.
+    Dropped,
 }
 
 /// `unpack`: the labels and `_entry` line that Promtail's `pack` stage wrote as JSON.
@@ -397,22 +416,20 @@ pub(crate) struct Unpack {
 const PACKED_ENTRY: &[u8] = b"_entry";
 
 impl Unpack {
-    /// Unpacks `line`; when it had an `_entry`, the entry is written to `entry` and `true`
-    /// returned.
+    /// Unpacks `line`; when it had an `_entry`, the entry is written to `entry`.
     pub(crate) fn process(
         &mut self,
         line: &[u8],
         labels: &mut LabelSet,
         hints: &Hints,
         entry: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Unpacked {
         if line.is_empty() || hints.no_labels(labels) {
-            return false;
+            return Unpacked::Line;
         }
         if line[0] != b'{' {
-            labels.set_err(JSON_ERR);
-            labels.set_err_details("expecting json object(6), but it is not");
-            return false;
+            hints.set_parser_error(labels, JSON_ERR, "expecting json object(6), but it is not");
+            return Unpacked::Line;
         }
         self.pending.clear();
         self.spans.clear();
@@ -451,16 +468,20 @@ impl Unpack {
         });
         self.key_buf = key_buf;
         if let Err(e) = r {
-            labels.set_err(JSON_ERR);
-            labels.set_err_details(e.message());
-            return false;
+            hints.set_parser_error(labels, JSON_ERR, e.message());
+            return Unpacked::Line;
         }
-        if packed {
-            for &(s, m, e) in &self.spans {
-                labels.set_parsed(&self.pending[s..m], &self.pending[m..e]);
+        if !packed {
+            return Unpacked::Line;
+        }
+        for &(s, m, e) in &self.spans {
+            let name = &self.pending[s..m];
+            labels.set_parsed(name, &self.pending[m..e]);
+            if !hints.should_continue(name, labels) {
+                return Unpacked::Dropped;
             }
         }
-        packed
+        Unpacked::Entry
     }
 }
 
@@ -558,7 +579,7 @@ mod tests {
             &Hints::all(),
             &mut entry,
         );
-        assert!(packed);
+        assert_eq!(packed, Unpacked::Entry);
         assert_eq!(entry, br#"hello "x""#);
         set.finish(None);
         assert_eq!(set.get("pod"), Some("p"));

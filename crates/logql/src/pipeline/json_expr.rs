@@ -1,5 +1,6 @@
 //! `| json name="a.b[0]", other="x[\"key with spaces\"]"`: labels from JSON paths.
 
+use super::hints::Hints;
 use super::json::{
     JSON_ERR, Kind, ScanError, get_value, next_token, object_each, push_json_string,
 };
@@ -130,12 +131,12 @@ impl JsonExpr {
         })
     }
 
-    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet) {
+    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) {
         if line.is_empty() {
             return;
         }
         if !matches!(line[0], b'"' | b'{' | b'[') {
-            labels.set_err(JSON_ERR);
+            hints.set_parser_error(labels, JSON_ERR, "");
             return;
         }
         let mut missing = false;
@@ -143,8 +144,7 @@ impl JsonExpr {
             match find(line, &self.paths[i], &mut self.key_buf) {
                 Found::Missing => missing = true,
                 Found::Error(e) => {
-                    labels.set_err(JSON_ERR);
-                    labels.set_err_details(e.message());
+                    hints.set_parser_error(labels, JSON_ERR, e.message());
                     missing = true;
                 }
                 Found::Value(v, kind) => {
@@ -286,7 +286,7 @@ mod tests {
         let mut p = JsonExpr::new(&params).unwrap();
         let mut set = LabelSet::for_stream(&Labels::from_pairs([("app", "api")]));
         set.reset();
-        p.process(line.as_bytes(), &mut set);
+        p.process(line.as_bytes(), &mut set, &Hints::all());
         set.finish(None);
         set.iter()
             .filter(|(n, _, _)| *n != "app")

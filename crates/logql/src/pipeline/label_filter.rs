@@ -151,18 +151,28 @@ impl Compiled {
         }
     }
 
-    /// The label names this filter reads.
-    pub(crate) fn names(f: &LabelFilter, out: &mut Vec<String>) {
-        match f {
-            LabelFilter::And(a, b) | LabelFilter::Or(a, b) => {
-                Compiled::names(a, out);
-                Compiled::names(b, out);
+    /// The label names this filter reads, as Loki's `RequiredLabelNames` lists them: a
+    /// filter that always passes reads none.
+    pub(crate) fn names(&self, out: &mut Vec<String>) {
+        match self {
+            Compiled::And(a, b) | Compiled::Or(a, b) => {
+                a.names(out);
+                b.names(out);
             }
-            LabelFilter::String(m) => out.push(m.name.clone()),
-            LabelFilter::Number { name, .. }
-            | LabelFilter::Duration { name, .. }
-            | LabelFilter::Bytes { name, .. }
-            | LabelFilter::Ip { name, .. } => out.push(name.clone()),
+            other => out.extend(other.name().map(str::to_string)),
+        }
+    }
+
+    /// The one label a single filter reads; `None` for `and`/`or` and a filter that
+    /// always passes.
+    pub(crate) fn name(&self) -> Option<&str> {
+        match self {
+            Compiled::And(..) | Compiled::Or(..) | Compiled::Noop => None,
+            Compiled::String { name, .. }
+            | Compiled::Number { name, .. }
+            | Compiled::Duration { name, .. }
+            | Compiled::Bytes { name, .. }
+            | Compiled::Ip { name, .. } => Some(name),
         }
     }
 }

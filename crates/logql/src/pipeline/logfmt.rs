@@ -6,7 +6,7 @@
 //! `"` or `=` inside an unquoted value is an error, escapes are Go-JSON escapes plus `\'`.
 
 use super::hints::Hints;
-use super::labels::{DUPLICATE_SUFFIX, LabelSet};
+use super::labels::{DUPLICATE_SUFFIX, ERROR_LABEL, LabelSet};
 use super::text::{push_sanitized, push_spaced};
 use crate::ast::ExtractParam;
 
@@ -308,9 +308,10 @@ impl Logfmt {
         }
     }
 
-    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) {
+    /// Parses `line` into `labels`; `false` when an early label filter drops the line.
+    pub(crate) fn process(&mut self, line: &[u8], labels: &mut LabelSet, hints: &Hints) -> bool {
         if hints.no_labels(labels) {
-            return;
+            return true;
         }
         self.dec.reset();
         while !self.dec.eol(line) {
@@ -339,6 +340,9 @@ impl Logfmt {
             push_spaced(w.buf(), val);
             let v = w.finish();
             labels.set_parsed_value(&self.name, v);
+            if !hints.should_continue(&self.name, labels) {
+                return false;
+            }
             if hints.all_extracted(labels) {
                 break;
             }
@@ -346,9 +350,10 @@ impl Logfmt {
         if self.strict
             && let Some(e) = &self.dec.err
         {
-            labels.set_err(LOGFMT_ERR);
-            labels.set_err_details(e);
+            hints.set_parser_error(labels, LOGFMT_ERR, e);
+            return hints.should_continue(ERROR_LABEL, labels);
         }
+        true
     }
 }
 
@@ -434,8 +439,7 @@ impl LogfmtExpr {
         if self.strict
             && let Some(e) = &self.dec.err
         {
-            labels.set_err(LOGFMT_ERR);
-            labels.set_err_details(e);
+            hints.set_parser_error(labels, LOGFMT_ERR, e);
         }
     }
 }

@@ -151,7 +151,9 @@ impl Pattern {
     /// rules: a leading literal must be at the very start; a capture runs to the next
     /// literal's first occurrence; when that literal is missing the capture takes the rest
     /// and matching stops; text after a trailing literal is ignored.
-    pub(crate) fn captures(&self, line: &[u8], mut f: impl FnMut(usize, &[u8])) {
+    /// Calls `f(capture index, value)` for each named capture in order until `f` returns
+    /// `false`.
+    pub(crate) fn captures(&self, line: &[u8], mut f: impl FnMut(usize, &[u8]) -> bool) {
         if line.is_empty() || self.nodes.is_empty() {
             return;
         }
@@ -189,7 +191,9 @@ impl Pattern {
                 }
                 Some(at) => {
                     if name.is_some() {
-                        f(named, &input[..at]);
+                        if !f(named, &input[..at]) {
+                            return;
+                        }
                         named += 1;
                     }
                     input = &input[at + lit_len..];
@@ -232,7 +236,8 @@ mod tests {
             out.push((
                 p.names()[i].clone(),
                 String::from_utf8_lossy(v).into_owned(),
-            ))
+            ));
+            true
         });
         out
     }

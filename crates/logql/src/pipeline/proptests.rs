@@ -69,7 +69,7 @@ proptest! {
             ExtractParam { label: "level".into(), expr: "level".into() },
         ];
         let mut s = set();
-        json_expr::JsonExpr::new(&params).unwrap().process(&l, &mut s);
+        json_expr::JsonExpr::new(&params).unwrap().process(&l, &mut s, &Hints::all());
         check_labels(&mut s);
     }
 

@@ -277,7 +277,7 @@ fn grouping_hints_skip_parsing_like_loki() {
     // `sum(count_over_time(... | json))`: the parser does not run, so no error.
     let p = Pipeline::new(&e.pipeline, None)
         .unwrap()
-        .hint_grouping(Some(&g));
+        .hint_grouping(Some(&g), false);
     let labels = Labels::from_pairs([("app", "api")]);
     let mut sp = p.for_stream(&labels);
     let r = sp.process(0, b"not json", std::iter::empty()).unwrap();
@@ -289,7 +289,7 @@ fn grouping_hints_skip_parsing_like_loki() {
     };
     let p = Pipeline::new(&e.pipeline, None)
         .unwrap()
-        .hint_grouping(Some(&g));
+        .hint_grouping(Some(&g), false);
     let mut sp = p.for_stream(&labels);
     let r = sp
         .process(
