@@ -55,7 +55,7 @@ export async function startKiroku(name = 'server') {
   const url = `http://127.0.0.1:${port}`;
   const logPath = join(outDir, `kiroku-${name}.log`);
   mkdirSync(outDir, { recursive: true });
-  const child = spawn(bin, ['server', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--retention', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['server', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--retention', '0', '--retention-max-disk', '0%'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];
   child.stdout.on('data', (d) => log.push(d));
   child.stderr.on('data', (d) => log.push(d));

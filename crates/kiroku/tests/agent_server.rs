@@ -279,8 +279,9 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
     });
     assert!(
         all.is_some(),
-        "lines missing after the outage\nagent:\n{}",
-        agent.output()
+        "lines missing after the outage\nagent:\n{}\nserver:\n{}",
+        agent.output(),
+        srv.log()
     );
     std::thread::sleep(Duration::from_millis(500));
     let all = query(&srv, r#"{namespace="shop", pod="web-1"}"#, start, end);

@@ -434,6 +434,7 @@ mod tests {
         let mut sc = store::StoreConfig::new(dir.path());
         sc.fsync = false;
         sc.retention = None;
+        sc.retention_max_disk = store::DiskBudget::Unlimited;
         let store = store::Store::open(sc).unwrap();
         (dir, Arc::new(App::new(cfg, store)))
     }

@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub maintain_tx: Mutex<Option<std::sync::mpsc::Sender<maintain::Nudge>>>,
     /// Serialises maintenance passes (background thread and [`Store::maintain`]).
     pub maintain_lock: Mutex<()>,
+    /// Set once the disk budget could not be met with only the newest data left (logged once).
+    pub budget_unmet: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -272,6 +274,7 @@ impl Store {
             metrics: Metrics::default(),
             maintain_tx: Mutex::new(None),
             maintain_lock: Mutex::new(()),
+            budget_unmet: std::sync::atomic::AtomicBool::new(false),
             cfg,
         });
         flush::load_parts(&shared)?;

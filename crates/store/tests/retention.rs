@@ -166,6 +166,17 @@ fn the_disk_budget_deletes_the_oldest_parts_first() {
 }
 
 #[test]
+fn a_budget_that_cannot_be_met_still_keeps_the_newest_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let today = write_days(dir.path(), 3);
+    let mut cfg = config(dir.path());
+    cfg.retention_max_disk = DiskBudget::Bytes(1);
+    let store = Store::open(cfg).unwrap();
+    store.maintain();
+    assert_eq!(days_present(&store), vec![today]);
+}
+
+#[test]
 fn a_full_disk_refuses_appends_with_a_retryable_error_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(Faults::default());

@@ -72,6 +72,8 @@ impl Server {
             .arg("json")
             .args(&self.args)
             .env_remove("KIROKU_CONFIG")
+            // Independent of how full the machine's disk is; a test may set its own.
+            .env("KIROKU_RETENTION_MAX_DISK", "0%")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

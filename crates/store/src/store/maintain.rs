@@ -89,7 +89,9 @@ pub(crate) fn over_budget(shared: &Shared) -> u64 {
 }
 
 /// Deletes the oldest parts (by newest entry, across tenants) until the store is within
-/// its disk budget. Only parts are deleted: the WAL and heads hold the newest data.
+/// its disk budget. Only parts are deleted: the WAL and heads hold the newest data, and
+/// each tenant's newest part is kept too, so a volume filled by something else never
+/// costs the newest data (that case is logged with what to do instead).
 pub(crate) fn enforce_disk_budget(shared: &Shared) {
     if !shared.parts.is_local() {
         // Parts in a bucket take no local disk; the cache has a budget of its own.
@@ -99,7 +101,7 @@ pub(crate) fn enforce_disk_budget(shared: &Shared) {
     if over == 0 {
         return;
     }
-    let mut parts = all_parts(shared);
+    let mut parts = deletable_by_budget(shared);
     parts.sort_by_key(|p| (p.part.index.max_ts, p.part.index.min_ts));
     for p in parts {
         if over == 0 {
@@ -109,6 +111,33 @@ pub(crate) fn enforce_disk_budget(shared: &Shared) {
         delete_part(shared, &p);
         over = over.saturating_sub(p.part.size);
     }
+    if over > 0 && !shared.budget_unmet.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            short_bytes = over,
+            "disk budget still exceeded with only the newest data left: free space on the \
+             volume or raise --retention-max-disk (writes go on meanwhile)"
+        );
+    } else if over == 0 {
+        shared.budget_unmet.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Every part except each tenant's newest one.
+fn deletable_by_budget(shared: &Shared) -> Vec<Arc<LoadedPart>> {
+    let v = shared.view.read();
+    let mut out = Vec::new();
+    for list in v.parts.values() {
+        let newest = list
+            .iter()
+            .max_by_key(|p| (p.part.index.max_ts, p.part.index.min_ts))
+            .map(|p| p.part.key.clone());
+        out.extend(
+            list.iter()
+                .filter(|p| Some(&p.part.key) != newest.as_ref())
+                .cloned(),
+        );
+    }
+    out
 }
 
 fn all_parts(shared: &Shared) -> Vec<Arc<LoadedPart>> {

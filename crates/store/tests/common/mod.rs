@@ -1,7 +1,7 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code)]
 
-use kiroku_store::{Reader, Store, StoreConfig, WriteEntry, WriteStream};
+use kiroku_store::{DiskBudget, Reader, Store, StoreConfig, WriteEntry, WriteStream};
 use logql::ast::{MatchOp, Matcher};
 use logql::{Columns, Direction, Select, Source};
 use protocol::Labels;
@@ -10,6 +10,8 @@ pub fn config(dir: &std::path::Path) -> StoreConfig {
     let mut c = StoreConfig::new(dir);
     c.retention = None;
     c.fsync = false;
+    // Independent of how full the machine's disk is; budget tests set their own.
+    c.retention_max_disk = DiskBudget::Unlimited;
     c
 }
 
