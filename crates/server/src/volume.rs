@@ -8,7 +8,7 @@
 //! before the next begins; each step is its own top-`limit`. The answer is a vector when
 //! every group has one point, else a matrix.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -19,7 +19,7 @@ use logql::engine::QueryError;
 use logql::{Columns, Direction, Select, Source};
 use protocol::Labels;
 use protocol::response::{DataResponse, Point, QueryResult, Sample, Series};
-use protocol::time::NANOS_PER_MILLI;
+use protocol::time::{NANOS_PER_MILLI, NANOS_PER_SECOND};
 use serde::Serialize;
 
 use crate::app::App;
@@ -158,11 +158,14 @@ async fn volume(app: &Arc<App>, p: Params, is_range: bool) -> Result<Bytes, ApiE
     .await
 }
 
-/// Each stream's line bytes in each step. Like Loki, which spreads a chunk's bytes over
-/// the steps its time span covers (`GetFactorOfTime`), each batch the store hands back
-/// (a block) is spread evenly over its first-to-last timestamp span; only timestamps and
-/// line lengths are read, no line is decompressed. (Loki's figures also carry its chunks'
-/// own overhead and whole-KiB rounding, so small streams differ by a KiB or so.)
+/// Each stream's bytes in each step, counted the way Loki's index answers a volume query,
+/// so the figures match Loki's: every batch the store hands back (a block) stands for one
+/// of Loki's chunks, whose size the index keeps in whole KiB (`round(uncompressed / 1024)`,
+/// the uncompressed size being the lines plus 8 bytes per structured-metadata pair plus the
+/// distinct metadata strings); each step is asked separately with its bounds cut to whole
+/// seconds, and takes `floor(KiB × overlap)` of every chunk it overlaps (`GetFactorOfTime`
+/// over millisecond bounds). Only timestamps, line lengths and metadata are read, no line
+/// is decompressed.
 fn bucket_bytes(src: &dyn Source, req: &Request) -> Result<Vec<Vec<(Labels, u64)>>, QueryError> {
     let (Some(first), Some(last)) = (req.buckets.first(), req.buckets.last()) else {
         return Ok(Vec::new());
@@ -174,10 +177,19 @@ fn bucket_bytes(src: &dyn Source, req: &Request) -> Result<Vec<Vec<(Labels, u64)
         direction: Direction::Forward,
         columns: Columns {
             lines: false,
-            metadata: false,
+            metadata: true,
         },
         required: None,
     };
+    // Each step as Loki asks its index: whole seconds, in milliseconds.
+    let steps_ms: Vec<(i64, i64)> = req
+        .buckets
+        .iter()
+        .map(|&(from, through)| {
+            let sec = |ns: i64| ns.div_euclid(NANOS_PER_SECOND) * 1000;
+            (sec(from), sec(through))
+        })
+        .collect();
     let mut out: Vec<Vec<(Labels, u64)>> = vec![Vec::new(); req.buckets.len()];
     let mut per_stream = vec![0u64; req.buckets.len()];
     for mut cursor in src.select(&select)? {
@@ -186,13 +198,29 @@ fn bucket_bytes(src: &dyn Source, req: &Request) -> Result<Vec<Vec<(Labels, u64)
             let (Some(&lo), Some(&hi)) = (batch.timestamps.first(), batch.timestamps.last()) else {
                 continue;
             };
-            let bytes: u64 = batch.line_lengths.iter().map(|l| u64::from(*l)).sum();
-            let first = req.buckets.partition_point(|b| b.1 < lo);
-            for (i, b) in req.buckets.iter().enumerate().skip(first) {
-                if b.0 > hi {
+            let mut symbols: HashSet<&str> = HashSet::new();
+            for (name, value) in &batch.metadata_dict {
+                symbols.insert(name);
+                symbols.insert(value);
+            }
+            let uncompressed: u64 = batch
+                .line_lengths
+                .iter()
+                .map(|l| u64::from(*l))
+                .sum::<u64>()
+                + 8 * batch.metadata_ids.len() as u64
+                + symbols.iter().map(|s| s.len() as u64).sum::<u64>();
+            let kib = (uncompressed as f64 / 1024.0).round();
+            let (lo_ms, hi_ms) = (
+                lo.div_euclid(NANOS_PER_MILLI),
+                hi.div_euclid(NANOS_PER_MILLI),
+            );
+            let first = steps_ms.partition_point(|b| b.1 < lo_ms);
+            for (i, b) in steps_ms.iter().enumerate().skip(first) {
+                if b.0 > hi_ms {
                     break;
                 }
-                per_stream[i] += (bytes as f64 * overlap(b.0, b.1, lo, hi)).round() as u64;
+                per_stream[i] += ((kib * overlap(b.0, b.1, lo_ms, hi_ms)) as u64) << 10;
             }
         }
         for (i, bytes) in per_stream.iter().enumerate() {
@@ -438,5 +466,27 @@ mod tests {
             "{body}"
         );
         assert!(!body.contains("stats"), "{body}");
+    }
+
+    #[test]
+    fn step_bytes_follow_lokis_index_arithmetic() {
+        use logql::{MemoryEntry, MemorySource};
+        // 100 lines of 100 bytes, each with one metadata pair: 10,000 + 8 × 100 + 18
+        // ("detected_level", "info") = 10,818 bytes, kept as 11 KiB; each half of the
+        // window takes floor(11 × ~0.5) = 5 KiB.
+        let mut src = MemorySource::new();
+        src.push(
+            Labels::from_pairs([("app".to_string(), "a".to_string())]),
+            (0..100).map(|i| MemoryEntry {
+                ts: T0 + i * 18 * S,
+                line: "x".repeat(100),
+                metadata: vec![("detected_level".into(), "info".into())],
+            }),
+        );
+        let mut r = req(None, AggregateBy::Series, steps(T0, T0 + 1800 * S, 900 * S));
+        r.matchers = vec![Matcher::new("app", MatchOp::Re, ".+").unwrap()];
+        let got = bucket_bytes(&src, &r).unwrap();
+        let per_step: Vec<u64> = got.iter().map(|s| s.iter().map(|x| x.1).sum()).collect();
+        assert_eq!(per_step, vec![5 * 1024, 5 * 1024]);
     }
 }
