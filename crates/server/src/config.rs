@@ -7,12 +7,14 @@
 //! the file); [`FileConfig`] is what the YAML file may hold; [`Config`] is the effective
 //! result that the server runs with and `GET /config` prints.
 
+pub mod storage;
 pub mod units;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use storage::{Addressing, StorageError, StorageOptions};
 pub use units::{ByteSize, DiskLimit, Period};
 
 /// Who may write and read which data.
@@ -132,6 +134,33 @@ options! {
     log_level: String = "info".to_string(), env = "KIROKU_LOG_LEVEL";
     /// `text` or `json` [default: text].
     log_format: LogFormat = LogFormat::Text, env = "KIROKU_LOG_FORMAT", value_enum;
+    /// Keep the data files in object storage: `s3://bucket/prefix`, `gs://bucket/prefix`,
+    /// `az://container/prefix` or `file:///shared/dir`; the bucket must exist. Empty: under
+    /// the data directory. The write-ahead log and a cache stay local [default: empty].
+    storage_url: String = String::new(), env = "KIROKU_STORAGE_URL";
+    /// S3 (or Azure) endpoint for servers other than AWS's, e.g. `http://minio:9000`
+    /// [default: empty, the provider's own].
+    storage_endpoint: String = String::new(), env = "KIROKU_STORAGE_ENDPOINT";
+    /// S3 region [default: empty: AWS_REGION, else us-east-1].
+    storage_region: String = String::new(), env = "KIROKU_STORAGE_REGION";
+    /// S3 addressing: `path` (endpoint/bucket: MinIO, Garage, Ceph) or `virtual-hosted`
+    /// (bucket.endpoint) [default: path].
+    storage_addressing: Addressing = Addressing::Path, env = "KIROKU_STORAGE_ADDRESSING", value_enum;
+    /// Allow plain-http object storage endpoints [default: false].
+    storage_allow_http: bool = false, env = "KIROKU_STORAGE_ALLOW_HTTP";
+    /// More object storage options by their `object_store` names, `key=value,...` (a map
+    /// in YAML), e.g. `aws_session_token=...`; credentials also come from the standard
+    /// AWS_*, GOOGLE_* and AZURE_* variables [default: none].
+    storage_options: StorageOptions = StorageOptions::default(), env = "KIROKU_STORAGE_OPTIONS";
+    /// How often to list the bucket for data files written by other instances sharing it
+    /// (retention and compaction run then too) [default: 10s].
+    storage_list_interval: Period = Period::from_secs(10), env = "KIROKU_STORAGE_LIST_INTERVAL";
+    /// Local disk for data files downloaded from object storage, least recently used
+    /// dropped first [default: 1GiB].
+    cache_max_bytes: ByteSize = ByteSize(1 << 30), env = "KIROKU_CACHE_MAX_BYTES";
+    /// Merge small data files in the background. Several instances on one bucket: leave it
+    /// on for one of them only [default: true].
+    compaction: bool = true, env = "KIROKU_COMPACTION";
 }
 
 /// Why the configuration could not be loaded. Each message names the file and the key.
@@ -146,6 +175,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 impl Config {
@@ -183,7 +214,18 @@ impl Config {
                 self.log_level
             )));
         }
+        if !self.storage_url.trim().is_empty() && self.storage_list_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "storage_list_interval is 0: instances would never see each other's data; set it to a duration like 10s".into(),
+            ));
+        }
+        storage::object_store_config(self)?;
         Ok(())
+    }
+
+    /// Where the store keeps its parts: `None` under the data directory.
+    pub fn object_store(&self) -> Result<Option<store::backend::ObjectStoreConfig>, StorageError> {
+        storage::object_store_config(self)
     }
 
     /// Retention in nanoseconds, `None` when everything is kept.

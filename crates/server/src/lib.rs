@@ -72,6 +72,11 @@ async fn serve(config: Config, started: Instant) -> anyhow::Result<()> {
         config::DiskLimit::Bytes(b) => store::DiskBudget::Bytes(b.0),
         config::DiskLimit::KeepFreePercent(p) => store::DiskBudget::FreePercent(p),
     };
+    store_config.compaction = config.compaction;
+    store_config.object_store = config.object_store()?;
+    if let Some(bucket) = &store_config.object_store {
+        config::storage::probe(bucket).await?;
+    }
     let store = store::Store::open(store_config)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -84,9 +89,11 @@ async fn serve(config: Config, started: Instant) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the listening address")?;
     let app = Arc::new(app::App::new(config, store));
+    let listing = keep_listing(&app);
     tracing::info!(
         %addr,
         data_dir = %app.config.data_dir.display(),
+        storage = %storage_name(&app.config),
         auth = ?app.config.auth,
         retention = %app.config.retention,
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -96,6 +103,10 @@ async fn serve(config: Config, started: Instant) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;
+    if let Some((stop, task)) = listing {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     tracing::info!("stopped taking requests; writing out the store");
     let closed = tokio::task::spawn_blocking(move || app.store.close(SHUTDOWN_FLUSH)).await;
     match closed {
@@ -106,6 +117,46 @@ async fn serve(config: Config, started: Instant) -> anyhow::Result<()> {
     }
     tracing::info!("kiroku server stopped");
     Ok(())
+}
+
+fn storage_name(config: &Config) -> String {
+    if config.storage_url.trim().is_empty() {
+        "local".into()
+    } else {
+        config.storage_url.clone()
+    }
+}
+
+/// With parts in a bucket, lists it every `storage_list_interval` (the store's own upkeep
+/// runs every 30 s), so that data files other instances wrote become queryable here soon.
+/// Returns the means to stop it, or `None` with local parts.
+fn keep_listing(
+    app: &Arc<app::App>,
+) -> Option<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    if app.config.storage_url.trim().is_empty() {
+        return None;
+    }
+    let every = app.config.storage_list_interval.as_std();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = Arc::clone(app);
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate: the store listed at open
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                _ = tick.tick() => {}
+            }
+            let app = Arc::clone(&app);
+            // Errors are logged by the store; the next tick retries.
+            let _ = tokio::task::spawn_blocking(move || app.store.maintain()).await;
+        }
+    });
+    Some((stop, task))
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
