@@ -1,6 +1,7 @@
 //! Real clients push to the real binary: python-logging-loki (both of its wire versions)
 //! and the OpenTelemetry SDK's OTLP/HTTP log exporter (every compression it offers). `scripts/test` installs them in a virtualenv and names its Python in
-//! `KIROKU_TEST_PYTHON`; without it (a bare `cargo test`) these tests say so and pass.
+//! `KIROKU_TEST_PYTHON`; without it (a bare `cargo test`) these tests say so and pass, except
+//! under `CI=true`, where they fail.
 
 mod common;
 
@@ -15,7 +16,13 @@ fn python() -> Option<String> {
     match std::env::var("KIROKU_TEST_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
-            eprintln!("KIROKU_TEST_PYTHON is not set: run scripts/test to test with real clients");
+            let msg = "KIROKU_TEST_PYTHON is not set: run scripts/test to test with real clients";
+            // In CI a skipped test would hide a broken setup.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{msg}; under CI=true these tests must run"
+            );
+            eprintln!("{msg}");
             None
         }
     }
