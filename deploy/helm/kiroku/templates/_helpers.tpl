@@ -70,6 +70,16 @@ app.kubernetes.io/component: {{ .component }}
   "retention_max_disk" .Values.server.retentionMaxDisk
   "auth" .Values.auth
 }}
+{{- with .Values.storage }}
+{{- if .url }}
+{{- $_ := set $config "storage_url" .url }}
+{{- $_ := set $config "cache_max_bytes" (toString .cacheMaxBytes) }}
+{{- with .endpoint }}{{ $_ := set $config "storage_endpoint" . }}{{ end }}
+{{- with .region }}{{ $_ := set $config "storage_region" . }}{{ end }}
+{{- if ne .addressing "path" }}{{ $_ := set $config "storage_addressing" .addressing }}{{ end }}
+{{- if .allowHttp }}{{ $_ := set $config "storage_allow_http" true }}{{ end }}
+{{- end }}
+{{- end }}
 {{- toYaml (mergeOverwrite $config (deepCopy .Values.server.extraConfig)) }}
 {{- end }}
 
