@@ -1,43 +1,23 @@
 //! Loki conformance over HTTP: the recorded data set is pushed to the real binary one
 //! stream per request, as Loki's recording was made, and every recorded request is
 //! replayed with its parameters and headers; each answer is compared with Loki's under
-//! the rules of `testdata/conformance/README.md`.
+//! the rules of `testdata/conformance/README.md`. Every case must match.
 
 mod common;
 
 use common::Server;
 
-/// Cases known to differ, each with the work it waits for (`conformance_gaps.txt`: one
-/// `id  reason` per line). A case listed there that passes is reported so the line can
-/// go; a case not listed that fails fails the test.
-fn known_gaps() -> Vec<(String, String)> {
-    include_str!("conformance_gaps.txt")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| match l.split_once(char::is_whitespace) {
-            Some((id, why)) => (id.to_string(), why.trim().to_string()),
-            None => (l.to_string(), String::new()),
-        })
-        .collect()
-}
-
-#[test]
-fn every_recorded_loki_answer_matches() {
-    let srv = Server::start(&["--retention", "0"]);
+fn push(srv: &Server) {
     for s in conformance::push_data().expect("the recorded data set loads") {
         let r = srv.push_json(&s.body);
         assert_eq!(r.status, 204, "pushing {:?}: {}", s.labels, r.text());
     }
+}
+
+/// Replays every case; returns the failures and the number of cases.
+fn replay(srv: &Server) -> (Vec<String>, usize) {
     let cases = conformance::cases().expect("the recorded cases load");
-    let gaps = known_gaps();
-    let gap = |id: &str| {
-        gaps.iter()
-            .find(|(g, _)| g == id)
-            .map(|(_, why)| why.clone())
-    };
-    let (mut passed, mut failures) = (0, Vec::new());
-    let (mut waiting, mut closed) = (Vec::new(), Vec::new());
+    let mut failures = Vec::new();
     for c in &cases {
         let params: Vec<(&str, &str)> = c
             .params
@@ -50,30 +30,43 @@ fn every_recorded_loki_answer_matches() {
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         let r = srv.get_query(&c.path, &params, &headers);
-        let body = r.text();
-        match (conformance::compare(c, r.status, &body), gap(&c.id)) {
-            (Ok(()), None) => passed += 1,
-            (Ok(()), Some(_)) => {
-                passed += 1;
-                closed.push(c.id.clone());
-            }
-            (Err(why), Some(waits_for)) => waiting.push(format!("{}: {waits_for} ({why})", c.id)),
-            (Err(why), None) => failures.push(format!("{} ({}): {why}", c.id, c.path)),
+        if let Err(why) = conformance::compare(c, r.status, &r.text()) {
+            failures.push(format!("{} ({}): {why}", c.id, c.path));
         }
     }
-    eprintln!(
-        "conformance over HTTP: {passed} of {} cases match Loki",
-        cases.len()
-    );
-    eprintln!("{} known gaps:\n  {}", waiting.len(), waiting.join("\n  "));
-    if !closed.is_empty() {
-        eprintln!("now passing, remove from conformance_gaps.txt: {closed:?}");
-    }
+    (failures, cases.len())
+}
+
+#[test]
+fn every_recorded_loki_answer_matches() {
+    let srv = Server::start(&["--retention", "0"]);
+    push(&srv);
+    let (failures, cases) = replay(&srv);
     assert!(
         failures.is_empty(),
         "{} of {} cases differ from Loki:\n{}",
         failures.len(),
-        cases.len(),
+        cases,
+        failures.join("\n")
+    );
+}
+
+/// The same answers once the data has been written out to parts and read back from them
+/// (after a restart, so nothing is left in memory but what the WAL replays).
+#[test]
+fn every_recorded_loki_answer_matches_from_parts_after_a_restart() {
+    let mut srv = Server::start(&["--retention", "0"]);
+    push(&srv);
+    let r = srv.request("POST", "/flush", &[], b"");
+    assert!(r.status < 300, "flush: {}", r.text());
+    assert!(srv.terminate().success());
+    srv.restart();
+    let (failures, cases) = replay(&srv);
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from Loki when read from parts:\n{}",
+        failures.len(),
+        cases,
         failures.join("\n")
     );
 }

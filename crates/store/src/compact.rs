@@ -93,11 +93,9 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
     let mut ids = Vec::with_capacity(streams.len());
     let mut buf = Vec::new();
     let werr = |e| StoreError::io("writing a part", &tmp, e);
-    for (id, mut blocks) in streams {
-        blocks.sort_by_key(|&(pi, b)| {
-            let m = &group[pi].part.index.blocks[b as usize];
-            (m.min_ts, m.max_ts)
-        });
+    // Blocks stay in arrival order (the group is oldest first): readers order them by time
+    // and break ties between equal timestamps by that order.
+    for (id, blocks) in streams {
         if let Some(e) = shared.fault(false) {
             return Err(werr(e));
         }

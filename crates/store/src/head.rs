@@ -2,7 +2,8 @@
 //!
 //! A [`HeadStream`] appends entries as they come (any order) to a small *active* chunk;
 //! at [`CHUNK_ENTRIES`] entries or [`CHUNK_BYTES`] of lines the chunk is sorted by
-//! (timestamp, line), de-duplicated and frozen into an immutable [`HeadChunk`] shared with
+//! timestamp (entries with equal timestamps keep the order they came in, as in Loki),
+//! de-duplicated and frozen into an immutable [`HeadChunk`] shared with
 //! readers by `Arc`. A reader's snapshot is those `Arc`s plus a sorted copy of the active
 //! chunk, so reads never hold a lock while they decode and never copy more than one
 //! small chunk per stream.
@@ -17,6 +18,10 @@ use std::time::Instant;
 
 use logql::Batch;
 use parking_lot::RwLock;
+
+use dict::DictIndex;
+
+mod dict;
 
 /// Entries of an active chunk before it is frozen.
 pub const CHUNK_ENTRIES: usize = 2048;
@@ -42,8 +47,8 @@ impl HeadChunk {
 pub struct HeadStream {
     frozen: Vec<Arc<HeadChunk>>,
     active: Batch,
-    /// Hash of (name, value) to the id in `active.metadata_dict`.
-    meta_ids: HashMap<u64, u32>,
+    /// (name, value) to its id in `active.metadata_dict`.
+    meta_ids: DictIndex,
     pub min_ts: i64,
     pub max_ts: i64,
 }
@@ -53,7 +58,7 @@ impl Default for HeadStream {
         HeadStream {
             frozen: Vec::new(),
             active: Batch::default(),
-            meta_ids: HashMap::new(),
+            meta_ids: DictIndex::default(),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
         }
@@ -85,30 +90,7 @@ impl HeadStream {
                     b.metadata_offsets.resize(b.timestamps.len(), 0);
                 }
             }
-            let h = {
-                let mut x = xxhash_rust::xxh3::Xxh3::new();
-                x.update(n.as_bytes());
-                x.update(&[0xff]);
-                x.update(v.as_bytes());
-                x.digest()
-            };
-            let id = match self.meta_ids.get(&h) {
-                Some(&id)
-                    if b.metadata_dict[id as usize].0 == n
-                        && b.metadata_dict[id as usize].1 == v =>
-                {
-                    id
-                }
-                _ => match b.metadata_dict.iter().position(|(a, c)| a == n && c == v) {
-                    Some(i) => i as u32,
-                    None => {
-                        b.metadata_dict.push((n.to_string(), v.to_string()));
-                        let id = (b.metadata_dict.len() - 1) as u32;
-                        self.meta_ids.insert(h, id);
-                        id
-                    }
-                },
-            };
+            let id = self.meta_ids.id(&mut b.metadata_dict, n, v);
             b.metadata_ids.push(id);
         }
         if !b.metadata_offsets.is_empty() {
@@ -158,7 +140,8 @@ impl HeadStream {
         }
     }
 
-    /// All entries, sorted by (timestamp, line) and de-duplicated, for writing parts.
+    /// All entries, sorted by timestamp (equal ones in arrival order) and de-duplicated,
+    /// for writing parts.
     pub fn merged(&self) -> Batch {
         let mut all: Vec<Arc<HeadChunk>> = self.frozen.clone();
         if !self.active.is_empty() {
@@ -172,29 +155,35 @@ impl HeadStream {
     }
 }
 
-/// A sorted, de-duplicated copy of `b` (entries in any order).
-/// Whether entries are in (timestamp, line) order without exact duplicates.
+/// Whether entries are in timestamp order without exact duplicates.
 fn is_strictly_sorted(b: &Batch) -> bool {
-    (1..b.len()).all(|i| {
+    let mut run = 0;
+    for i in 1..b.len() {
         let (a, c) = (b.timestamps[i - 1], b.timestamps[i]);
-        a < c || (a == c && b.line(i - 1) < b.line(i))
-    })
+        if a > c {
+            return false;
+        }
+        if a < c {
+            run = i;
+        } else if (run..i).any(|j| b.line(j) == b.line(i)) {
+            return false;
+        }
+    }
+    true
 }
 
+/// A sorted, de-duplicated copy of `b` (entries in any order); equal timestamps keep
+/// their order in `b`.
 pub fn sorted_chunk(b: &Batch) -> HeadChunk {
     let n = b.len();
     let sorted = is_strictly_sorted(b);
     let mut order: Vec<u32> = (0..n as u32).collect();
     if !sorted {
-        order.sort_unstable_by(|&x, &y| {
-            let (x, y) = (x as usize, y as usize);
-            b.timestamps[x]
-                .cmp(&b.timestamps[y])
-                .then_with(|| b.line(x).cmp(b.line(y)))
-        });
+        // Stable: equal timestamps stay in arrival order.
+        order.sort_by_key(|&x| b.timestamps[x as usize]);
     }
     let mut out = Batch::default();
-    copy_entries(b, &order, &mut out);
+    copy_entries(b, &order, &mut out, &mut DictIndex::default());
     HeadChunk {
         min_ts: out.timestamps.first().copied().unwrap_or(0),
         max_ts: out.timestamps.last().copied().unwrap_or(0),
@@ -202,9 +191,10 @@ pub fn sorted_chunk(b: &Batch) -> HeadChunk {
     }
 }
 
-/// Appends the entries `order` of `src` (sorted) to `dst`, dropping exact duplicates of the
-/// entry before. Metadata ids are remapped into `dst`'s dictionary.
-fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch) {
+/// Appends the entries `order` of `src` (sorted by timestamp) to `dst`, dropping exact
+/// duplicates of an entry already in `dst` with the same timestamp. Metadata ids are
+/// remapped into `dst`'s dictionary.
+fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch, dst_dict: &mut DictIndex) {
     let has_meta = !src.metadata_offsets.is_empty();
     if dst.line_offsets.is_empty() {
         dst.line_offsets.push(0);
@@ -221,10 +211,7 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch) {
         let i = i as usize;
         let ts = src.timestamps[i];
         let line = src.line(i);
-        if let Some(&last) = dst.timestamps.last()
-            && last == ts
-            && dst.line(dst.len() - 1) == line
-        {
+        if is_duplicate(dst, ts, line) {
             continue;
         }
         dst.timestamps.push(ts);
@@ -237,14 +224,8 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch) {
             for &id in &src.metadata_ids[s..e] {
                 let r = &mut remap[id as usize];
                 if *r == u32::MAX {
-                    let pair = &src.metadata_dict[id as usize];
-                    *r = match dst.metadata_dict.iter().position(|p| p == pair) {
-                        Some(p) => p as u32,
-                        None => {
-                            dst.metadata_dict.push(pair.clone());
-                            (dst.metadata_dict.len() - 1) as u32
-                        }
-                    };
+                    let (n, v) = &src.metadata_dict[id as usize];
+                    *r = dst_dict.id(&mut dst.metadata_dict, n, v);
                 }
                 dst.metadata_ids.push(*r);
             }
@@ -255,9 +236,23 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch) {
     }
 }
 
+/// Whether `dst` (sorted by timestamp) ends with a run of entries at `ts` holding `line`.
+/// Runs of equal timestamps are short in practice; a long one is scanned from its end.
+fn is_duplicate(dst: &Batch, ts: i64, line: &[u8]) -> bool {
+    dst.timestamps
+        .iter()
+        .rev()
+        .take_while(|&&t| t == ts)
+        .enumerate()
+        .any(|(k, _)| {
+            let j = dst.len() - 1 - k;
+            dst.line_lengths[j] as usize == line.len() && dst.line(j) == line
+        })
+}
+
 /// Appends all of `src` (sorted, de-duplicated, starting after `dst`'s last entry) to
 /// `dst` in bulk; metadata ids are remapped.
-fn append_all(src: &Batch, dst: &mut Batch) {
+fn append_all(src: &Batch, dst: &mut Batch, dst_dict: &mut DictIndex) {
     if src.metadata_offsets.is_empty() {
         dst.timestamps.extend_from_slice(&src.timestamps);
         dst.line_lengths.extend_from_slice(&src.line_lengths);
@@ -272,17 +267,19 @@ fn append_all(src: &Batch, dst: &mut Batch) {
         }
     } else {
         let idx: Vec<u32> = (0..src.len() as u32).collect();
-        copy_entries(src, &idx, dst);
+        copy_entries(src, &idx, dst, dst_dict);
     }
 }
 
-/// Merges sorted, de-duplicated chunks into one sorted, de-duplicated batch.
+/// Merges sorted, de-duplicated chunks, given in arrival order, into one sorted,
+/// de-duplicated batch (equal timestamps in arrival order).
 pub fn merge_chunks(chunks: &[Arc<HeadChunk>]) -> Batch {
     let mut out = Batch::default();
     if chunks.iter().any(|c| !c.batch.metadata_offsets.is_empty()) {
         out.metadata_offsets.push(0);
     }
     out.line_offsets.push(0);
+    let mut dict = DictIndex::default();
     // Chunks mostly follow each other in time: copy runs, merge only where they overlap.
     let mut order: Vec<&HeadChunk> = chunks.iter().map(|c| &**c).collect();
     order.sort_by_key(|c| c.min_ts);
@@ -295,26 +292,22 @@ pub fn merge_chunks(chunks: &[Arc<HeadChunk>]) -> Batch {
         out.line_offsets.reserve(n);
         out.line_data.reserve(bytes);
         for c in order {
-            append_all(&c.batch, &mut out);
+            append_all(&c.batch, &mut out, &mut dict);
         }
         return out;
     }
-    // General case: gather all, sort, dedup (rare: out-of-order streams).
+    // General case: gather all in arrival order, sort stably by time, dedup (rare:
+    // out-of-order streams).
     let mut all = Batch::default();
-    for c in order {
+    for c in chunks {
         let idx: Vec<u32> = (0..c.batch.len() as u32).collect();
-        copy_entries(&c.batch, &idx, &mut all);
+        copy_entries(&c.batch, &idx, &mut all, &mut dict);
     }
     let n = all.len();
     let mut idx: Vec<u32> = (0..n as u32).collect();
-    idx.sort_unstable_by(|&x, &y| {
-        let (x, y) = (x as usize, y as usize);
-        all.timestamps[x]
-            .cmp(&all.timestamps[y])
-            .then_with(|| all.line(x).cmp(all.line(y)))
-    });
+    idx.sort_by_key(|&x| all.timestamps[x as usize]);
     let mut out2 = Batch::default();
-    copy_entries(&all, &idx, &mut out2);
+    copy_entries(&all, &idx, &mut out2, &mut DictIndex::default());
     out2
 }
 
@@ -357,7 +350,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn out_of_order_and_duplicates_come_out_sorted_once() {
+    fn out_of_order_and_duplicates_come_out_sorted_once_equal_times_in_arrival_order() {
         let mut h = HeadStream::default();
         for (ts, line) in [(5, "b"), (1, "a"), (5, "a"), (5, "b"), (3, "c")] {
             h.push(ts, line.as_bytes(), std::iter::empty());
@@ -369,7 +362,7 @@ mod tests {
         let got: Vec<(i64, &[u8])> = (0..m.len()).map(|i| (m.timestamps[i], m.line(i))).collect();
         assert_eq!(
             got,
-            vec![(1, &b"a"[..]), (2, b"x"), (3, b"c"), (5, b"a"), (5, b"b")]
+            vec![(1, &b"a"[..]), (2, b"x"), (3, b"c"), (5, b"b"), (5, b"a")]
         );
         assert_eq!(m.metadata(1).collect::<Vec<_>>(), vec![("k", "v")]);
         assert_eq!(m.metadata(0).count(), 0);

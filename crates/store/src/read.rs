@@ -16,7 +16,7 @@ use logql::{Select, SourceError, StreamCursor};
 use protocol::{Label, Labels};
 
 use crate::index::StreamId;
-use crate::store::{Shared, Tenant, View};
+use crate::store::{LoadedPart, Shared, Tenant, View};
 use crate::{StoreError, StreamStats};
 
 pub use cursor::Cursor;
@@ -50,6 +50,9 @@ pub(crate) struct Src {
     pub raw_bytes: u64,
     /// Overlaps another source of the stream: must be read with lines to drop duplicates.
     pub overlaps: bool,
+    /// Arrival order among the stream's sources (parts as listed, then the heads oldest
+    /// first): breaks ties between equal timestamps of different sources.
+    pub rank: u32,
 }
 
 impl Reader {
@@ -105,7 +108,10 @@ impl Reader {
     fn sources(view: &View, tenant: &Tenant, id: StreamId, start: i64, end: i64) -> Vec<Src> {
         let mut out = Vec::new();
         if let Some(parts) = view.parts.get(&tenant.num) {
-            for p in parts.iter() {
+            // Oldest first, so ranks follow arrival order (see `Src::rank`).
+            let mut parts: Vec<&Arc<LoadedPart>> = parts.iter().collect();
+            parts.sort_by(|a, b| a.age().cmp(b.age()));
+            for p in parts {
                 let idx = &p.part.index;
                 if idx.max_ts < start || idx.min_ts >= end {
                     continue;
@@ -127,6 +133,7 @@ impl Reader {
                             count: u64::from(m.count),
                             raw_bytes: m.raw_bytes,
                             overlaps: false,
+                            rank: 0,
                         });
                     }
                 }
@@ -150,7 +157,11 @@ impl Reader {
                 raw_bytes: c.raw_bytes(),
                 r: SourceRef::Head(c),
                 overlaps: false,
+                rank: 0,
             });
+        }
+        for (i, s) in out.iter_mut().enumerate() {
+            s.rank = i as u32;
         }
         out.sort_by_key(|s| (s.min_ts, s.max_ts));
         // Clusters of sources that overlap (transitively): their entries may interleave and

@@ -84,6 +84,19 @@ impl LoadedPart {
         let i = self.by_id.binary_search_by_key(&id, |p| p.0).ok()?;
         self.part.index.streams.get(self.by_id[i].1 as usize)
     }
+
+    /// Orders parts by the arrival of their data: part names start with their creation
+    /// time, and a merged part is as old as the oldest part it replaced.
+    pub fn age(&self) -> &str {
+        self.part
+            .index
+            .supersedes
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(self.part.key.name.as_str()))
+            .min()
+            .unwrap_or("")
+    }
 }
 
 /// What readers see: memtables and parts at one moment.

@@ -8,6 +8,10 @@
 //! only the blocks it returns. A block is skipped unread when its trigram filter rules out
 //! the query's required text. Sources that overlap another are decoded with their lines so
 //! equal `(timestamp, line)` pairs can be recognised.
+//!
+//! Entries with equal timestamps come in the order they arrived, as in Loki (reversed for
+//! backward reads): within a source they are stored that way, and between sources the
+//! older source (its [`Src::rank`]) goes first.
 
 use std::sync::Arc;
 
@@ -46,6 +50,8 @@ pub struct Cursor {
     required: Option<RequiredText>,
     out: Batch,
     io: Vec<u8>,
+    /// The entries at one timestamp across open sources, as (open source, entry index).
+    group: Vec<(usize, usize)>,
 }
 
 enum Data {
@@ -60,6 +66,8 @@ struct Open {
     hi: usize,
     k: usize,
     lines: bool,
+    /// Arrival order of the source among the stream's sources (lower is older).
+    rank: u32,
     /// Source metadata id → output batch id, for the current output batch.
     remap: Vec<u32>,
 }
@@ -109,6 +117,7 @@ impl Cursor {
             required: req.required.cloned(),
             out: Batch::default(),
             io: Vec::new(),
+            group: Vec::new(),
         }
     }
 
@@ -221,6 +230,7 @@ impl Cursor {
             hi,
             k: 0,
             lines,
+            rank: src.rank,
             remap: Vec::new(),
         }))
     }
@@ -286,12 +296,10 @@ impl Cursor {
     }
 
     /// Copies the current entry of open source `i` to the output and advances it.
-    fn emit(&mut self, i: usize) {
-        let dir = self.dir;
+    /// Copies entry `idx` of open source `i` to the output.
+    fn emit_at(&mut self, i: usize, idx: usize) {
         let cols = self.columns;
         let o = &mut self.open[i];
-        let idx = o.cur(dir);
-        o.k += 1;
         let b = match &o.data {
             Data::Owned(b) => b,
             Data::Head(c) => &c.batch,
@@ -430,56 +438,49 @@ impl Cursor {
         }
     }
 
-    /// The open source whose current entry comes first; equal timestamps are ordered by
-    /// line (ascending forward, descending backward).
-    fn pick(&self) -> usize {
-        let mut best = 0;
-        for i in 1..self.open.len() {
-            let (a, b) = (&self.open[i], &self.open[best]);
-            let (ta, tb) = (a.ts(self.dir), b.ts(self.dir));
-            if self.before(ta, tb) {
-                best = i;
-            } else if ta == tb && a.lines && b.lines {
-                let la = a.batch().line(a.cur(self.dir));
-                let lb = b.batch().line(b.cur(self.dir));
-                let first = match self.dir {
-                    Direction::Forward => la < lb,
-                    Direction::Backward => la > lb,
-                };
-                if first {
-                    best = i;
-                }
-            }
-        }
-        best
-    }
-
-    /// Drops entries of other open sources equal to the current entry of `best`.
-    fn skip_duplicates(&mut self, best: usize) {
+    /// Emits every entry at the earliest timestamp (in the read's direction) of the open
+    /// sources: in arrival order (older sources first, each source's entries as stored),
+    /// exact duplicates after their first arrival dropped, reversed for backward reads.
+    fn emit_group(&mut self) {
         let dir = self.dir;
-        let (ts, line) = {
-            let o = &self.open[best];
-            let c = o.cur(dir);
-            (
-                o.batch().timestamps[c],
-                o.lines.then(|| o.batch().line(c).to_vec()),
-            )
-        };
-        let Some(line) = line else { return };
-        for i in 0..self.open.len() {
-            if i == best {
-                continue;
-            }
-            let o = &mut self.open[i];
-            while o.left() > 0 && o.lines {
-                let c = o.cur(dir);
-                if o.batch().timestamps[c] == ts && o.batch().line(c) == line.as_slice() {
-                    o.k += 1;
-                } else {
-                    break;
+        let Some(t) = self.open_best() else { return };
+        let mut order: Vec<usize> = (0..self.open.len())
+            .filter(|&i| self.open[i].ts(dir) == t)
+            .collect();
+        order.sort_by_key(|&i| self.open[i].rank);
+        let mut group = std::mem::take(&mut self.group);
+        group.clear();
+        for &i in &order {
+            let o = &self.open[i];
+            let cur = o.cur(dir);
+            let ts = &o.batch().timestamps;
+            let n = match dir {
+                Direction::Forward => ts[cur..o.hi].iter().take_while(|&&x| x == t).count(),
+                Direction::Backward => ts[o.lo..=cur].iter().rev().take_while(|&&x| x == t).count(),
+            };
+            let first = match dir {
+                Direction::Forward => cur,
+                Direction::Backward => cur + 1 - n,
+            };
+            for idx in first..first + n {
+                let dup = o.lines
+                    && group.iter().any(|&(j, jdx)| {
+                        let p = &self.open[j];
+                        p.lines && p.batch().line(jdx) == self.open[i].batch().line(idx)
+                    });
+                if !dup {
+                    group.push((i, idx));
                 }
             }
+            self.open[i].k += n;
         }
+        if dir == Direction::Backward {
+            group.reverse();
+        }
+        for &(i, idx) in &group {
+            self.emit_at(i, idx);
+        }
+        self.group = group;
     }
 }
 
@@ -515,9 +516,7 @@ impl StreamCursor for Cursor {
                 let limit = self.srcs.get(self.next).map(|s| self.bound(s));
                 self.emit_run(limit);
             } else {
-                let best = self.pick();
-                self.skip_duplicates(best);
-                self.emit(best);
+                self.emit_group();
             }
             self.open.retain(|o| o.left() > 0);
         }
