@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::push::labels::LabelCache;
 use crate::push::limits::IngestLimits;
 use crate::tail::TailHub;
-use crate::{detected, metadata, otlp, push, query, status, tail, volume};
+use crate::{detected, drilldown, metadata, otlp, patterns, push, query, status, tail, volume};
 
 /// Label strings remembered by the push path; a few MiB at most.
 const LABEL_CACHE_STREAMS: usize = 16_384;
@@ -124,6 +124,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/loki/api/v1/detected_labels",
             get(metadata::detected_labels).post(metadata::detected_labels),
         )
+        .route(
+            "/loki/api/v1/patterns",
+            get(patterns::handle).post(patterns::handle),
+        )
+        .route("/loki/api/v1/drilldown-limits", get(drilldown::limits))
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

@@ -13,11 +13,13 @@
 pub mod app;
 pub mod config;
 pub mod detected;
+pub mod drilldown;
 pub mod error;
 pub mod metadata;
 pub mod metrics;
 pub mod otlp;
 pub mod params;
+pub mod patterns;
 pub mod push;
 pub mod query;
 pub mod startup;
