@@ -13,7 +13,8 @@ use crate::args::{Args, EventsScope, Mode};
 use crate::buffer::Buffer;
 use crate::deliver::{self, Shared};
 use crate::files::{FileSource, FilesConfig};
-use crate::kube::events::EventWatch;
+use crate::kube::events::{EventWatch, Scope};
+use crate::kube::lease::{Elector, LeaseConfig};
 use crate::kube::logs::ApiLogs;
 use crate::kube::pods::PodWatch;
 use crate::metrics::{self, Metrics};
@@ -26,6 +27,9 @@ use crate::push::{PushConfig, Pusher};
 const DRAIN_ON_STOP: Duration = Duration::from_secs(3);
 /// How long a stopping agent waits to store what it read before leaving it to be read again.
 const STORE_ON_STOP: Duration = Duration::from_secs(5);
+
+/// How long a stopping leader tries to hand the events Lease over.
+const RELEASE_ON_STOP: Duration = Duration::from_secs(3);
 
 pub struct Agent;
 
@@ -53,10 +57,14 @@ impl Agent {
                 basic_auth: args.username.clone().zip(args.password_file.clone()),
                 tls_ca_file: args.tls_ca_file.clone(),
                 tls_insecure_skip_verify: args.tls_insecure_skip_verify,
+                tls_client: args.tls_cert_file.clone().zip(args.tls_key_file.clone()),
             },
             metrics.clone(),
         )?;
-        let acked = Positions::load(&args.positions)?;
+        let mut acked = Positions::load(&args.positions)?;
+        // The Lease, not this file, says where the cluster's events resume: a position of
+        // an earlier run's term must never be written back into it.
+        acked.cluster_events = None;
         // Fail now, not at the first save, if the positions file cannot be written.
         acked.save(&args.positions)?;
         let (buffer, buffered) = Buffer::open(&args.buffer_dir, args.buffer_max_bytes)?;
@@ -91,6 +99,7 @@ impl Agent {
         let (tx, rx) = mpsc::channel(2048);
         let shared = Shared::new(buffer, metrics.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (cluster_acked_tx, cluster_acked) = watch::channel(None);
         let batcher = tokio::spawn(deliver::batcher(
             rx,
             shared.clone(),
@@ -103,9 +112,11 @@ impl Agent {
             acked,
             args.positions.clone(),
             stop_rx,
+            cluster_acked_tx,
         ));
 
         let mut kube_tasks = Vec::new();
+        let mut election = None;
         if let Some(client) = client {
             let node = args.node_name.clone();
             let output = if args.mode == Mode::Files {
@@ -121,26 +132,63 @@ impl Agent {
                 &read.terminated,
             );
             kube_tasks.push(tokio::spawn(pw.run(client.clone(), tx.clone())));
-            // A DaemonSet runs one agent per node: each reports its node's events only.
+            // A DaemonSet runs one agent per node: each reports its node's events, and
+            // the one holding the Lease those no node reports.
             let scope = args.events.unwrap_or(if node.is_some() {
-                EventsScope::Node
+                EventsScope::NodeAndCluster
             } else {
                 EventsScope::All
             });
-            if scope != EventsScope::Off {
-                let ew_node = if scope == EventsScope::Node {
-                    node.clone()
-                } else {
-                    None
-                };
-                let ew = EventWatch::new(
-                    cache.clone(),
-                    ew_node,
-                    metrics.clone(),
-                    read.events.as_ref(),
-                );
+            let node_scope = || {
+                node.clone().map(Scope::Node).context(
+                    "--events node and node-and-cluster need the node name: pass --node-name or set NODE_NAME",
+                )
+            };
+            let local_scope = match scope {
+                EventsScope::Off => None,
+                EventsScope::All => Some(Scope::All),
+                EventsScope::Node | EventsScope::NodeAndCluster => Some(node_scope()?),
+            };
+            if let Some(scope) = local_scope {
+                let ew = EventWatch::new(scope, metrics.clone(), read.events.as_ref());
                 let rv = read.events.as_ref().map(|e| e.resource_version.clone());
                 kube_tasks.push(tokio::spawn(ew.run(client.clone(), rv, tx.clone())));
+            }
+            if scope == EventsScope::NodeAndCluster {
+                let (namespace, name) = args.events_lease.clone();
+                // The agent's own namespace: the flag, else the downward API's
+                // POD_NAMESPACE, else the service account's (in-cluster) or the
+                // kubeconfig context's.
+                let namespace = namespace
+                    .or_else(|| {
+                        std::env::var("POD_NAMESPACE")
+                            .ok()
+                            .filter(|n| !n.is_empty())
+                    })
+                    .unwrap_or_else(|| client.default_namespace().to_string());
+                let cfg = LeaseConfig {
+                    namespace,
+                    name,
+                    identity: crate::kube::lease::identity(node.as_deref()),
+                    duration: args.events_lease_duration,
+                };
+                tracing::info!(lease = %format!("{}/{}", cfg.namespace, cfg.name), identity = %cfg.identity,
+                    "taking part in the election for the events no node reports");
+                let (terms_tx, terms) = watch::channel(None);
+                kube_tasks.push(tokio::spawn(crate::kube::events::follow_terms(
+                    client.clone(),
+                    metrics.clone(),
+                    terms,
+                    tx.clone(),
+                )));
+                let mut elector = Elector::new(client.clone(), cfg, metrics.clone());
+                let (stop_election, mut stop) = watch::channel(false);
+                let acked = cluster_acked.clone();
+                let task = tokio::spawn(async move {
+                    elector.run(&terms_tx, &acked, &mut stop).await;
+                    elector
+                });
+                election = Some((task, stop_election));
             }
             if args.mode == Mode::Api {
                 let api = ApiLogs {
@@ -228,7 +276,15 @@ impl Agent {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = stop_tx.send(true);
-        let _ = sender.await;
+        let final_positions = sender.await.ok();
+        // Only now that the last push is done: the next leader resumes from here.
+        if let Some((task, stop)) = election {
+            let _ = stop.send(true);
+            if let Ok(mut elector) = task.await {
+                let pos = final_positions.and_then(|p| p.cluster_events);
+                let _ = tokio::time::timeout(RELEASE_ON_STOP, elector.release(pos)).await;
+            }
+        }
         Ok(())
     }
 }

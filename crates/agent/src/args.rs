@@ -51,10 +51,22 @@ pub struct Args {
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Kubernetes events: `all`, only those about this node and its pods (`node`), or `off`.
-    /// Default: `node` when the node name is known (one agent per node), else `all`.
+    /// Kubernetes events: `all`; `node`: those reported from this node (by its kubelet);
+    /// `node-and-cluster`: those, plus the events no node reports while this agent holds
+    /// the `--events-lease` (one agent of a DaemonSet does); or `off`. Default:
+    /// `node-and-cluster` when the node name is known, else `all`.
     #[arg(long, value_enum)]
     pub events: Option<EventsScope>,
+
+    /// The `coordination.k8s.io` Lease electing the agent that collects the events no
+    /// node reports, `[NAMESPACE/]NAME` (default namespace: the agent's own, from
+    /// `POD_NAMESPACE`, else the service account's).
+    #[arg(long, default_value = "kiroku-agent", value_parser = parse_lease)]
+    pub events_lease: (Option<String>, String),
+
+    /// How long a silent holder keeps the events Lease before another agent takes over.
+    #[arg(long, default_value = "15s", value_parser = parse_lease_duration)]
+    pub events_lease_duration: Duration,
 
     /// Tenant: sent as `X-Scope-OrgID`.
     #[arg(long)]
@@ -79,6 +91,15 @@ pub struct Args {
     /// Do not verify the server's certificate (testing only).
     #[arg(long)]
     pub tls_insecure_skip_verify: bool,
+
+    /// PEM certificate (chain) the agent presents to a server that asks for client
+    /// certificates (mutual TLS); with `--tls-key-file`.
+    #[arg(long, requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert-file`.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
 
     /// Address of the agent's own `/metrics` and `/ready`.
     #[arg(long, default_value = "127.0.0.1:3101")]
@@ -119,6 +140,7 @@ pub enum Mode {
 pub enum EventsScope {
     All,
     Node,
+    NodeAndCluster,
     Off,
 }
 
@@ -165,6 +187,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a duration such as 250ms, 1s or 5m"))
 }
 
+/// `NAME` or `NAMESPACE/NAME`, each a DNS-1123 subdomain.
+fn parse_lease(s: &str) -> Result<(Option<String>, String), String> {
+    let (ns, name) = match s.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, s),
+    };
+    let valid = |v: &str| {
+        !v.is_empty()
+            && v.len() <= 253
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    if !valid(name) || ns.is_some_and(|n| !valid(n)) {
+        return Err(format!(
+            "{s:?} is not a Lease name: use NAME or NAMESPACE/NAME with lowercase letters, digits, - and ."
+        ));
+    }
+    Ok((ns.map(str::to_string), name.to_string()))
+}
+
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?} is too short for a Lease: use at least 1s (15s is Kubernetes' usual)"
+        ));
+    }
+    Ok(d)
+}
+
 fn parse_label(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
@@ -198,5 +252,17 @@ mod tests {
         assert!(parse_label("env=prod").is_ok());
         assert!(parse_label("1x=prod").is_err());
         assert!(parse_label("noequals").is_err());
+        assert_eq!(
+            parse_lease("logging/kiroku-agent"),
+            Ok((Some("logging".into()), "kiroku-agent".into()))
+        );
+        assert_eq!(
+            parse_lease("kiroku-agent"),
+            Ok((None, "kiroku-agent".into()))
+        );
+        assert!(parse_lease("Kiroku").is_err());
+        assert!(parse_lease("a/b/c").is_err());
+        assert!(parse_lease("/x").is_err());
+        assert!(parse_lease_duration("500ms").is_err());
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::buffer::{Batch, Buffer};
 use crate::entry::{Entry, Mark, MarkKey};
 use crate::metrics::{ErrorKind, Metrics};
-use crate::positions::Positions;
+use crate::positions::{ClusterEventsPos, Positions};
 use crate::push::{Outcome, Pusher};
 
 /// How often acknowledged positions are written to disk at most.
@@ -184,14 +184,16 @@ async fn store(shared: &Shared, batch: Batch) {
     }
 }
 
-/// Pushes the buffer's batches in order until `stop` is set (or, with `drain`, until the
-/// buffer is empty after `stop`), saving acknowledged positions.
+/// Pushes the buffer's batches in order until `stop` is set, saving acknowledged
+/// positions; the acknowledged position of the cluster's events is also published on
+/// `cluster_acked`, for the Lease.
 pub async fn sender(
     shared: Arc<Shared>,
     pusher: Pusher,
     mut positions: Positions,
     positions_path: PathBuf,
     mut stop: watch::Receiver<bool>,
+    cluster_acked: watch::Sender<Option<ClusterEventsPos>>,
 ) -> Positions {
     let metrics = shared.metrics.clone();
     let mut last_save = Instant::now();
@@ -258,6 +260,13 @@ pub async fn sender(
         for m in &batch.marks {
             positions.apply(m);
         }
+        cluster_acked.send_if_modified(|p| {
+            let changed = *p != positions.cluster_events;
+            if changed {
+                p.clone_from(&positions.cluster_events);
+            }
+            changed
+        });
         dirty = true;
         if last_save.elapsed() >= SAVE_EVERY {
             save(&mut positions, &positions_path, &metrics, &mut saves);
@@ -338,6 +347,7 @@ mod tests {
                 Positions::default(),
                 pos_path.clone(),
                 stop_rx,
+                watch::channel(None).0,
             ));
             for i in 1..=3 {
                 tx.send(entry(&stream, i)).await.unwrap();

@@ -57,6 +57,13 @@ pub enum Mark {
     },
     /// Kubernetes events seen up to this resource version and event time.
     Events { resource_version: String, ts: i64 },
+    /// The cluster's events (those no node reports) seen up to here by the leader of
+    /// `term` (see [`crate::kube::lease`]).
+    ClusterEvents {
+        resource_version: String,
+        ts: i64,
+        term: i64,
+    },
     /// A container's log read through the API up to this line timestamp.
     ApiLog { container: String, ts: i64 },
     /// A container termination already reported.
@@ -69,6 +76,7 @@ impl Mark {
         match self {
             Mark::File { path, .. } => MarkKey::File(path.clone()),
             Mark::Events { .. } => MarkKey::Events,
+            Mark::ClusterEvents { .. } => MarkKey::ClusterEvents,
             Mark::ApiLog { container, .. } => MarkKey::ApiLog(container.clone()),
             Mark::Terminated { key } => MarkKey::Terminated(key.clone()),
         }
@@ -79,6 +87,7 @@ impl Mark {
 pub enum MarkKey {
     File(SharedPath),
     Events,
+    ClusterEvents,
     ApiLog(String),
     Terminated(String),
 }

@@ -3,9 +3,11 @@
 //! `410 Gone` (resource version too old: list again).
 //!
 //! On top of it: [`pods`] (metadata and termination reports), [`events`] (core/v1 Events
-//! as a log stream) and [`logs`] (`--mode api`: container logs streamed by the API).
+//! as a log stream), [`lease`] (which agent of a DaemonSet collects the events no node
+//! reports) and [`logs`] (`--mode api`: container logs streamed by the API).
 
 pub mod events;
+pub mod lease;
 pub mod logs;
 pub mod pods;
 

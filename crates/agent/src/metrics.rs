@@ -44,9 +44,11 @@ pub enum ErrorKind {
     Buffer,
     /// A push failed for a reason that will be retried (network, 429, 5xx).
     Push,
+    /// The cluster events Lease could not be read or written (other than losing a race).
+    Lease,
 }
 
-const ERROR_KINDS: [(ErrorKind, &str); 8] = [
+const ERROR_KINDS: [(ErrorKind, &str); 9] = [
     (ErrorKind::FileRead, "file_read"),
     (ErrorKind::NotAFile, "not_a_file"),
     (ErrorKind::Parse, "parse"),
@@ -55,6 +57,7 @@ const ERROR_KINDS: [(ErrorKind, &str); 8] = [
     (ErrorKind::Positions, "positions"),
     (ErrorKind::Buffer, "buffer"),
     (ErrorKind::Push, "push"),
+    (ErrorKind::Lease, "lease"),
 ];
 
 #[derive(Debug, Default)]
@@ -73,7 +76,11 @@ pub struct Metrics {
     pub files_open: Counter,
     pub terminations: Counter,
     pub events: Counter,
-    errors: [Counter; 8],
+    /// 1 while this agent holds the Lease and collects the cluster's events.
+    pub events_leader: Counter,
+    /// Times this agent became the leader.
+    pub events_leader_terms: Counter,
+    errors: [Counter; 9],
     ready: AtomicBool,
 }
 
@@ -102,7 +109,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         use std::fmt::Write;
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &Counter); 12] = [
+        let counters: [(&str, &str, &Counter); 14] = [
             (
                 "kiroku_agent_lines_read_total",
                 "Log lines read from all sources.",
@@ -157,6 +164,16 @@ impl Metrics {
                 "kiroku_agent_events_total",
                 "Kubernetes events collected.",
                 &self.events,
+            ),
+            (
+                "kiroku_agent_events_leader",
+                "1 while this agent holds the Lease and collects the events no node reports.",
+                &self.events_leader,
+            ),
+            (
+                "kiroku_agent_events_leader_terms_total",
+                "Times this agent became the leader for the cluster's events.",
+                &self.events_leader_terms,
             ),
             (
                 "kiroku_agent_files_open",

@@ -45,12 +45,23 @@ pub struct EventsPos {
     pub ts: i64,
 }
 
+/// Where the cluster's events stand, as acknowledged under the leader's `term`. The
+/// leader copies it to the Lease so that the next leader resumes from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterEventsPos {
+    pub resource_version: String,
+    pub ts: i64,
+    pub term: i64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Positions {
     #[serde(default)]
     pub files: BTreeMap<String, FilePos>,
     #[serde(default)]
     pub events: Option<EventsPos>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_events: Option<ClusterEventsPos>,
     /// Per container (`<pod uid>/<container>`), the timestamp of the last line read
     /// through the API.
     #[serde(default)]
@@ -127,6 +138,17 @@ impl Positions {
                 self.events = Some(EventsPos {
                     resource_version: resource_version.clone(),
                     ts: *ts,
+                });
+            }
+            Mark::ClusterEvents {
+                resource_version,
+                ts,
+                term,
+            } => {
+                self.cluster_events = Some(ClusterEventsPos {
+                    resource_version: resource_version.clone(),
+                    ts: *ts,
+                    term: *term,
                 });
             }
             Mark::ApiLog { container, ts } => {

@@ -31,10 +31,19 @@ pub enum PushError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("TLS CA file {path} holds no usable PEM certificate: {source}")]
-    Ca {
-        path: PathBuf,
-        source: reqwest::Error,
+    #[error(
+        "TLS CA file {path} holds no usable PEM certificate ({why}): give the CA's certificate \
+         as PEM (-----BEGIN CERTIFICATE-----)"
+    )]
+    Ca { path: PathBuf, why: String },
+    #[error(
+        "TLS client certificate {cert} with key {key} is not usable: {why}; give a PEM \
+         certificate and its PEM private key (PKCS#8, PKCS#1 or SEC1)"
+    )]
+    ClientCert {
+        cert: PathBuf,
+        key: PathBuf,
+        why: String,
     },
     #[error("--org-id {0:?} is not a valid header value")]
     OrgId(String),
@@ -51,6 +60,8 @@ pub struct PushConfig {
     pub basic_auth: Option<(String, PathBuf)>,
     pub tls_ca_file: Option<PathBuf>,
     pub tls_insecure_skip_verify: bool,
+    /// Client certificate and key files (PEM), for servers that ask for one.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
 }
 
 /// What became of a batch.
@@ -113,9 +124,36 @@ impl Pusher {
             let certs =
                 reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| PushError::Ca {
                     path: path.clone(),
-                    source,
+                    why: chain(&source),
                 })?;
+            // A file with no PEM block at all parses as an empty bundle.
+            if certs.is_empty() {
+                return Err(PushError::Ca {
+                    path: path.clone(),
+                    why: "no certificate in it".into(),
+                });
+            }
             b = b.tls_certs_merge(certs);
+        }
+        if let Some((cert, key)) = &config.tls_client {
+            let mut pem = std::fs::read(cert).map_err(|source| PushError::File {
+                what: "TLS client certificate",
+                path: cert.clone(),
+                source,
+            })?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(key).map_err(|source| PushError::File {
+                what: "TLS client key",
+                path: key.clone(),
+                source,
+            })?);
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|source| PushError::ClientCert {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    why: chain(&source),
+                })?;
+            b = b.identity(identity);
         }
         if config.tls_insecure_skip_verify {
             tracing::warn!("--tls-insecure-skip-verify: the server's certificate is not checked");
@@ -190,7 +228,7 @@ impl Pusher {
         }
         let resp = req.send().await.map_err(|e| Attempt::Retry {
             after: None,
-            why: format!("{e:#}"),
+            why: send_error(&e),
         })?;
         let status = resp.status();
         if status.is_success() {
@@ -212,6 +250,37 @@ impl Pusher {
             Err(Attempt::Reject { status, why })
         }
     }
+}
+
+/// An error with its causes (reqwest's builder errors say only "builder error").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let msg = err.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = err.source();
+    }
+    out
+}
+
+/// The whole chain of a failed send (reqwest's own message hides the cause), with what to
+/// do when the server's certificate was refused.
+fn send_error(e: &reqwest::Error) -> String {
+    let mut why = chain(e);
+    // rustls' refusal ("invalid peer certificate: UnknownIssuer") arrives wrapped in
+    // hyper's and io's errors, and the platform verifier's own types: its message is
+    // what stays the same.
+    if why.contains("invalid peer certificate") || why.contains("certificate verify failed") {
+        why.push_str(
+            "; the server's TLS certificate was refused: pass --tls-ca-file with the CA that \
+             signed it, or --tls-insecure-skip-verify to test without checking",
+        );
+    }
+    why
 }
 
 fn read_secret(what: &'static str, path: &PathBuf) -> Result<String, PushError> {

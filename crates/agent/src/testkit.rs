@@ -11,6 +11,8 @@ pub use process::{
     Process, cri_line, docker_line, free_port, http_get, http_request, metric, rfc3339, wait_for,
 };
 pub use receiver::{PushReceiver, Received};
+/// Certificate and key types for [`PushReceiver::start_tls`].
+pub use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,8 @@
 //! `kiroku agent` end to end with a Kubernetes API: the real binary against a fake API
 //! server speaking real list/watch JSON, for pod metadata, termination reports, events
 //! (with a position across restarts and `410 Gone`), API errors and dropped connections,
-//! and `--mode api` log streaming with `previous=true`.
+//! `--mode api` log streaming with `previous=true`, and the election through a Lease of
+//! the one agent that collects the events no node reports (takeovers, no RBAC).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -430,4 +431,187 @@ fn api_mode_streams_logs_resumes_after_disconnects_and_reads_previous_instances(
     );
     assert!(kube.requests().iter().any(|r| r.contains("sinceTime")));
     assert!(agent.metric(r#"kiroku_agent_errors_total{kind="log_stream"}"#) >= 1.0);
+}
+
+/// An event a controller reported (no node): the events Lease holder's to collect.
+fn cluster_event(uid: &str, reason: &str, second: u32) -> FakeEvent {
+    FakeEvent {
+        kind: "ReplicaSet".into(),
+        ..event(
+            uid,
+            "web-5d8f",
+            "",
+            reason,
+            &format!("2024-05-01T10:01:{second:02}Z"),
+        )
+    }
+}
+
+/// A DaemonSet's agent on `node` with its own state under `dir/<node>`, electing the
+/// collector of the cluster's events through a 2 s Lease.
+fn node_agent(dir: &Path, node: &str, url: &str, kubeconfig: &Path, extra: &[&str]) -> Agent {
+    let own = dir.join(node);
+    std::fs::create_dir_all(&own).unwrap();
+    let mut args = vec!["--node-name", node, "--events-lease-duration", "2s"];
+    args.extend_from_slice(extra);
+    Agent::start(&own, url, kubeconfig, &args)
+}
+
+fn is_leader(agent: &Agent) -> bool {
+    agent.metric("kiroku_agent_events_leader") == 1.0
+}
+
+fn wait_leader(agent: &Agent) {
+    wait_for(WAIT, || is_leader(agent).then_some(())).unwrap_or_else(|| {
+        panic!(
+            "the agent never became the leader:\n{}",
+            agent.proc.output()
+        )
+    });
+}
+
+/// `reason=<r> ` lines received, by reason.
+fn times(lines: &[Received], reason: &str) -> usize {
+    count(lines, |l| l.line.contains(&format!("reason={reason} ")))
+}
+
+#[test]
+fn one_agent_of_a_daemonset_collects_the_cluster_events_and_a_takeover_repeats_none() {
+    let dir = TempDir::new("agent-lease");
+    let recv = PushReceiver::start().unwrap();
+    let kube = FakeKube::start().unwrap();
+    let kubeconfig = kube.kubeconfig(dir.path()).unwrap();
+    kube.add_event(&event(
+        "pa",
+        "web-1",
+        "node-a",
+        "PulledA",
+        "2024-05-01T10:00:01Z",
+    ));
+    kube.add_event(&event(
+        "pb",
+        "db-1",
+        "node-b",
+        "PulledB",
+        "2024-05-01T10:00:02Z",
+    ));
+    kube.add_event(&cluster_event("c1", "C1", 1));
+
+    let mut a = node_agent(dir.path(), "node-a", &recv.url(), &kubeconfig, &[]);
+    wait_leader(&a);
+    let b = node_agent(dir.path(), "node-b", &recv.url(), &kubeconfig, &[]);
+    wait_for(WAIT, || {
+        b.proc
+            .output()
+            .contains("another agent collects the events no node reports")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("b never saw a's Lease:\n{}", b.proc.output()));
+    assert!(!is_leader(&b), "one leader");
+    let holder = kube.lease_holder("default", "kiroku-agent").unwrap();
+    assert!(holder.starts_with("node-a_"), "{holder}");
+
+    kube.add_event(&cluster_event("c2", "C2", 2));
+    let lines = wait_until(&recv, &a, "node and cluster events", |l| {
+        ["PulledA", "PulledB", "C1", "C2"]
+            .iter()
+            .all(|r| times(l, r) >= 1)
+    });
+    let c1 = lines
+        .iter()
+        .find(|l| l.line.contains("reason=C1 "))
+        .unwrap();
+    assert_eq!(
+        c1.line,
+        r#"type=Warning reason=C1 kind=ReplicaSet name=web-5d8f count=1 component=replicaset-controller msg="C1 happened to web-5d8f""#
+    );
+    assert_eq!(
+        c1.labels,
+        r#"{job="integrations/kubernetes/eventhandler", namespace="shop", source="kubernetes-events"}"#
+    );
+
+    // The leader records the acknowledged position in the Lease (at its next renewal).
+    let c2_ts = T0 + 62_000_000_000;
+    let position = || {
+        let lease = kube.lease("default", "kiroku-agent")?;
+        let raw = lease["metadata"]["annotations"]["kiroku/cluster-events-position"].as_str()?;
+        serde_json::from_str::<serde_json::Value>(raw).ok()
+    };
+    wait_for(WAIT, || {
+        position().filter(|p| p["ts"].as_i64() == Some(c2_ts))
+    })
+    .unwrap_or_else(|| panic!("the Lease never got c2's position: {:?}", position()));
+
+    // The leader dies without a word; events keep coming. Once the Lease has been silent
+    // for its duration, b takes over and resumes from the position in it.
+    a.proc.kill();
+    kube.add_event(&cluster_event("c3", "C3", 3));
+    wait_leader(&b);
+    assert_eq!(b.metric("kiroku_agent_events_leader_terms_total"), 1.0);
+    kube.add_event(&cluster_event("c4", "C4", 4));
+    wait_until(&recv, &b, "the events after the takeover", |l| {
+        times(l, "C3") >= 1 && times(l, "C4") >= 1
+    });
+
+    // A clean stop hands over at once, with the last acknowledged position.
+    let c = node_agent(dir.path(), "node-c", &recv.url(), &kubeconfig, &[]);
+    let mut b = b;
+    assert!(
+        b.proc.terminate(WAIT).is_some_and(|s| s.success()),
+        "{}",
+        b.proc.output()
+    );
+    assert!(b.proc.output().contains("released the events Lease"));
+    wait_leader(&c);
+    kube.add_event(&cluster_event("c5", "C5", 5));
+    wait_until(&recv, &c, "the event after the handover", |l| {
+        times(l, "C5") >= 1
+    });
+
+    // Once every agent has stopped nothing more can arrive: every event exactly once.
+    let mut c = c;
+    assert!(
+        c.proc.terminate(WAIT).is_some_and(|s| s.success()),
+        "{}",
+        c.proc.output()
+    );
+    let lines = recv.lines();
+    for reason in ["PulledA", "PulledB", "C1", "C2", "C3", "C4", "C5"] {
+        assert_eq!(times(&lines, reason), 1, "{reason}: {lines:#?}");
+    }
+}
+
+#[test]
+fn without_rbac_for_leases_node_events_still_flow_and_the_log_says_what_to_grant() {
+    let dir = TempDir::new("agent-lease-rbac");
+    let recv = PushReceiver::start().unwrap();
+    let kube = FakeKube::start().unwrap();
+    let kubeconfig = kube.kubeconfig(dir.path()).unwrap();
+    kube.forbid_leases(true);
+    kube.add_event(&event(
+        "pa",
+        "web-1",
+        "node-a",
+        "PulledA",
+        "2024-05-01T10:00:01Z",
+    ));
+    kube.add_event(&cluster_event("c1", "C1", 1));
+    let a = node_agent(dir.path(), "node-a", &recv.url(), &kubeconfig, &[]);
+    wait_until(&recv, &a, "the node's event", |l| times(l, "PulledA") == 1);
+    wait_for(WAIT, || {
+        a.proc
+            .output()
+            .contains("grant the agent get, create and update on leases (coordination.k8s.io)")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no hint about RBAC:\n{}", a.proc.output()));
+    assert!(a.metric(r#"kiroku_agent_errors_total{kind="lease"}"#) >= 1.0);
+    assert!(!is_leader(&a));
+    assert_eq!(times(&recv.lines(), "C1"), 0, "nobody leads");
+
+    // Once the Role is granted the agent is elected and collects what waited.
+    kube.forbid_leases(false);
+    wait_leader(&a);
+    wait_until(&recv, &a, "the cluster's event", |l| times(l, "C1") == 1);
+    assert_eq!(times(&recv.lines(), "PulledA"), 1);
 }

@@ -6,6 +6,13 @@
 //!
 //! The resource version reached is a position: a restart watches on from it, or, when the
 //! API no longer has it, lists and skips events at or before the last one sent.
+//!
+//! In a DaemonSet the events are split between agents by a rule that needs only the event
+//! itself, so that every event has exactly one collector whatever each agent knows: an
+//! event reported from a node (by its kubelet: `source.host`) is that node's agent's; an
+//! event no node reports (a ReplicaSet's `FailedCreate`, a Deployment scaling, the
+//! scheduler's `FailedScheduling`, the node controller's `NodeNotReady`) is collected by
+//! the one agent holding the Lease ([`super::lease`]), whose position lives in the Lease.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -13,21 +20,31 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::Api;
 use protocol::Labels;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use super::lease::Term;
 use super::{Change, list_watch, logfmt_pair, nanos};
 use crate::deliver::MARK_ONLY;
 use crate::entry::{Entry, Mark, Stream};
 use crate::metrics::Metrics;
-use crate::pods::PodCache;
 use crate::positions::EventsPos;
 
 const SEEN_KEPT: usize = 10_000;
 
+/// Which events a watch collects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every event (one agent for the cluster).
+    All,
+    /// Events reported from this node.
+    Node(String),
+    /// Events no node reports, by the leader of this term; its marks are
+    /// [`Mark::ClusterEvents`].
+    Cluster { term: i64 },
+}
+
 pub struct EventWatch {
-    cache: Arc<PodCache>,
-    /// Only events about this node and its pods; `None`: all events.
-    node: Option<String>,
+    scope: Scope,
     metrics: Arc<Metrics>,
     /// Events at or before this time were sent by a previous run.
     sent_until: Option<i64>,
@@ -39,15 +56,9 @@ pub struct EventWatch {
 }
 
 impl EventWatch {
-    pub fn new(
-        cache: Arc<PodCache>,
-        node: Option<String>,
-        metrics: Arc<Metrics>,
-        pos: Option<&EventsPos>,
-    ) -> EventWatch {
+    pub fn new(scope: Scope, metrics: Arc<Metrics>, pos: Option<&EventsPos>) -> EventWatch {
         EventWatch {
-            cache,
-            node,
+            scope,
             metrics,
             sent_until: pos.map(|p| p.ts),
             last_ts: pos.map(|p| p.ts).unwrap_or(0),
@@ -93,10 +104,7 @@ impl EventWatch {
                 stream: self.mark_stream.clone(),
                 ts: MARK_ONLY,
                 line: String::new(),
-                mark: Some(Mark::Events {
-                    resource_version: rv,
-                    ts: self.last_ts,
-                }),
+                mark: Some(self.mark(rv)),
             }),
         }
         out
@@ -145,15 +153,12 @@ impl EventWatch {
         self.last_ts = self.last_ts.max(ts);
         self.metrics.events.inc();
         self.metrics.lines_read.inc();
-        let mark =
-            e.metadata
-                .resource_version
-                .clone()
-                .filter(|_| watched)
-                .map(|resource_version| Mark::Events {
-                    resource_version,
-                    ts: self.last_ts,
-                });
+        let mark = e
+            .metadata
+            .resource_version
+            .clone()
+            .filter(|_| watched)
+            .map(|rv| self.mark(rv));
         out.push(Entry {
             stream,
             ts,
@@ -162,27 +167,75 @@ impl EventWatch {
         });
     }
 
-    /// In node scope: events about this node, its pods (also recently deleted ones), or
-    /// reported from it.
+    fn mark(&self, resource_version: String) -> Mark {
+        match self.scope {
+            Scope::Cluster { term } => Mark::ClusterEvents {
+                resource_version,
+                ts: self.last_ts,
+                term,
+            },
+            _ => Mark::Events {
+                resource_version,
+                ts: self.last_ts,
+            },
+        }
+    }
+
     fn wanted(&self, e: &Event) -> bool {
-        let Some(node) = &self.node else { return true };
-        let o = &e.involved_object;
-        let name = o.name.as_deref().unwrap_or("");
-        match o.kind.as_deref() {
-            Some("Node") => name == node,
-            Some("Pod") => {
-                let ns = o.namespace.as_deref().unwrap_or("");
-                match self.cache.find(ns, name) {
-                    Some(p) => p.node.as_deref() == Some(node.as_str()),
-                    None => {
-                        e.source.as_ref().and_then(|s| s.host.as_deref()) == Some(node.as_str())
-                    }
-                }
-            }
-            _ => {
-                e.source.as_ref().and_then(|s| s.host.as_deref()) == Some(node.as_str())
-                    || e.reporting_instance.as_deref() == Some(node.as_str())
-            }
+        match &self.scope {
+            Scope::All => true,
+            Scope::Node(node) => reporting_node(e) == Some(node.as_str()),
+            Scope::Cluster { .. } => reporting_node(e).is_none(),
+        }
+    }
+}
+
+/// The node an event was reported from: the kubelet's `source.host` (also set by
+/// kube-proxy), or the `reportingInstance` of an event the kubelet wrote through the
+/// newer events API. `None` for events of controllers and the scheduler, which run on no
+/// particular node as far as the event says.
+pub fn reporting_node(e: &Event) -> Option<&str> {
+    let host = e.source.as_ref().and_then(|s| s.host.as_deref());
+    host.filter(|h| !h.is_empty()).or_else(|| {
+        e.reporting_instance
+            .as_deref()
+            .filter(|i| !i.is_empty() && e.reporting_component.as_deref() == Some("kubelet"))
+    })
+}
+
+/// Collects the events no node reports during each term this agent leads, from the
+/// position the Lease carried; stops collecting when the term ends.
+pub async fn follow_terms(
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+    mut terms: watch::Receiver<Option<Term>>,
+    tx: mpsc::Sender<Entry>,
+) {
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut running: Option<AbortOnDrop> = None;
+    loop {
+        let term = terms.borrow_and_update().clone();
+        drop(running.take());
+        if let Some(t) = term {
+            let w = EventWatch::new(
+                Scope::Cluster { term: t.number },
+                metrics.clone(),
+                t.position.as_ref(),
+            );
+            let rv = t.position.map(|p| p.resource_version);
+            running = Some(AbortOnDrop(tokio::spawn(w.run(
+                client.clone(),
+                rv,
+                tx.clone(),
+            ))));
+        }
+        if terms.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -246,8 +299,7 @@ mod tests {
     #[test]
     fn event_lines_and_resume() {
         let mut w = EventWatch::new(
-            PodCache::new(),
-            None,
+            Scope::All,
             Metrics::new(),
             Some(&EventsPos {
                 resource_version: "10".into(),
@@ -275,12 +327,81 @@ mod tests {
         assert!(
             matches!(&m[0].mark, Some(Mark::Events { resource_version, .. }) if resource_version == "12")
         );
-        let mut node_only =
-            EventWatch::new(PodCache::new(), Some("node-b".into()), Metrics::new(), None);
+        let mut node_only = EventWatch::new(Scope::Node("node-b".into()), Metrics::new(), None);
         assert!(
             node_only
                 .change(Change::Applied(ev("c", "13", "2024-05-01T10:00:02Z")))
                 .is_empty()
         );
+    }
+
+    fn cluster_event(uid: &str, kind: &str, host: Option<&str>) -> Event {
+        let mut v = serde_json::json!({
+            "metadata": {"name": format!("x.{uid}"), "namespace": "shop", "uid": uid, "resourceVersion": "20"},
+            "involvedObject": {"kind": kind, "name": "x", "namespace": "shop"},
+            "reason": "R", "message": "m", "type": "Warning",
+            "lastTimestamp": "2024-05-01T10:00:00Z"
+        });
+        if let Some(h) = host {
+            v["source"] = serde_json::json!({"component": "kubelet", "host": h});
+        } else {
+            v["source"] = serde_json::json!({"component": "replicaset-controller"});
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn node_agents_and_the_leader_split_events_without_overlap_or_gap() {
+        let nodes = ["node-a", "node-b"];
+        let mut events = vec![
+            cluster_event("1", "Pod", Some("node-a")),
+            cluster_event("2", "Pod", Some("node-b")),
+            cluster_event("3", "Node", Some("node-a")),
+            cluster_event("4", "ReplicaSet", None),
+            cluster_event("5", "Pod", None),
+            cluster_event("6", "Node", None),
+            cluster_event("7", "Deployment", Some("")),
+        ];
+        // Written through events.k8s.io by a kubelet: no source, a reporting instance.
+        let mut v = serde_json::to_value(cluster_event("8", "Pod", None)).unwrap();
+        v["source"] = serde_json::json!({});
+        v["reportingComponent"] = "kubelet".into();
+        v["reportingInstance"] = "node-b".into();
+        events.push(serde_json::from_value(v).unwrap());
+        // The scheduler's reporting instance is not a node.
+        let mut v = serde_json::to_value(cluster_event("9", "Pod", None)).unwrap();
+        v["reportingComponent"] = "default-scheduler".into();
+        v["reportingInstance"] = "default-scheduler-node-a".into();
+        events.push(serde_json::from_value(v).unwrap());
+
+        let mut collectors: Vec<EventWatch> = nodes
+            .iter()
+            .map(|n| EventWatch::new(Scope::Node(n.to_string()), Metrics::new(), None))
+            .collect();
+        collectors.push(EventWatch::new(
+            Scope::Cluster { term: 3 },
+            Metrics::new(),
+            None,
+        ));
+        let mut owners = Vec::new();
+        for e in &events {
+            let got: Vec<usize> = collectors
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.wanted(e))
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(got.len(), 1, "{e:?} is collected by {got:?}");
+            owners.push(got[0]);
+        }
+        assert_eq!(owners, [0, 1, 0, 2, 2, 2, 2, 1, 2]);
+
+        // The leader's marks carry its term.
+        let leader = collectors.last_mut().unwrap();
+        let out = leader.change(Change::Applied(events[3].clone()));
+        assert!(matches!(
+            &out[0].mark,
+            Some(Mark::ClusterEvents { resource_version, term: 3, .. }) if resource_version == "20"
+        ));
     }
 }

@@ -1,8 +1,10 @@
 //! A Kubernetes API server for tests: real HTTP on a real socket, real list/watch JSON
 //! (`resourceVersion`, `watch=true` streams of `{"type":"ADDED","object":{…}}` lines, a
 //! `410 Gone` Status event for a version older than it keeps), the pod log endpoint with
-//! `follow`, `timestamps`, `sinceTime` and `previous`, and ways to misbehave: answer errors,
-//! drop connections.
+//! `follow`, `timestamps`, `sinceTime` and `previous`, `coordination.k8s.io/v1` Leases
+//! (get, create, update with the optimistic concurrency of `resourceVersion`: a stale
+//! update or a second create gets `409`), and ways to misbehave: answer errors, drop
+//! connections, refuse Leases (403), lose update races.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -17,6 +19,9 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
+
+mod lease;
+use lease::{lease_create, lease_get, lease_replace};
 
 /// A pod as tests describe it.
 #[derive(Debug, Clone, Default)]
@@ -128,20 +133,27 @@ pub struct FakeEvent {
     pub message: String,
     pub count: i32,
     pub last_timestamp: String,
+    /// The reporting node; empty for an event a controller reported (no node).
     pub host: String,
 }
 
 impl FakeEvent {
+    /// With a `host` the kubelet of that node reported it, without one a controller.
     fn json(&self, rv: u64) -> Value {
+        let component = if self.host.is_empty() {
+            "replicaset-controller"
+        } else {
+            "kubelet"
+        };
         json!({
             "kind": "Event", "apiVersion": "v1",
             "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid,
                          "resourceVersion": rv.to_string(), "creationTimestamp": self.last_timestamp},
             "involvedObject": {"kind": self.kind, "name": self.object_name, "namespace": self.namespace, "apiVersion": "v1"},
             "reason": self.reason, "message": self.message, "type": self.type_, "count": self.count,
-            "source": {"component": "kubelet", "host": self.host},
+            "source": {"component": component, "host": self.host},
             "firstTimestamp": self.last_timestamp, "lastTimestamp": self.last_timestamp,
-            "reportingComponent": "kubelet", "reportingInstance": self.host,
+            "reportingComponent": component, "reportingInstance": self.host,
         })
     }
 }
@@ -175,6 +187,9 @@ struct Inner {
     fail_next: u32,
     fail_logs: u32,
     requests: Vec<String>,
+    leases: BTreeMap<(String, String), Value>,
+    lease_conflicts: u32,
+    forbid_leases: bool,
 }
 
 struct Shared {
@@ -224,6 +239,14 @@ impl FakeKube {
                     .route(
                         "/api/v1/namespaces/{ns}/pods/{pod}/log",
                         axum::routing::get(pod_log),
+                    )
+                    .route(
+                        "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                        axum::routing::post(lease_create),
+                    )
+                    .route(
+                        "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                        axum::routing::get(lease_get).put(lease_replace),
                     )
                     .fallback(|| async {
                         (
@@ -325,6 +348,48 @@ impl FakeKube {
     /// Paths and queries of the requests received so far.
     pub fn requests(&self) -> Vec<String> {
         self.shared.inner.lock().requests.clone()
+    }
+
+    /// The Lease `ns/name` as stored, with its `resourceVersion`.
+    pub fn lease(&self, ns: &str, name: &str) -> Option<Value> {
+        self.shared
+            .inner
+            .lock()
+            .leases
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// The Lease's `spec.holderIdentity` (`None` when there is no Lease or no holder).
+    pub fn lease_holder(&self, ns: &str, name: &str) -> Option<String> {
+        self.lease(ns, name)?["spec"]["holderIdentity"]
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// Writes a Lease as another client would (a new `resourceVersion`).
+    pub fn put_lease(&self, ns: &str, name: &str, spec: Value, annotations: Value) {
+        let mut g = self.shared.inner.lock();
+        g.rv += 1;
+        let lease = json!({
+            "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+            "metadata": {"name": name, "namespace": ns, "uid": format!("lease-{ns}-{name}"),
+                         "resourceVersion": g.rv.to_string(), "creationTimestamp": "2024-05-01T09:59:00Z",
+                         "annotations": annotations},
+            "spec": spec,
+        });
+        g.leases.insert((ns.to_string(), name.to_string()), lease);
+    }
+
+    /// The next `n` Lease updates lose a race: `409 Conflict` as if another agent had
+    /// written first.
+    pub fn conflict_lease_updates(&self, n: u32) {
+        self.shared.inner.lock().lease_conflicts = n;
+    }
+
+    /// Answers every Lease request with `403 Forbidden` (no RBAC for leases) while set.
+    pub fn forbid_leases(&self, forbid: bool) {
+        self.shared.inner.lock().forbid_leases = forbid;
     }
 
     /// Appends a line to a container's current log (`ts` in Unix nanoseconds).

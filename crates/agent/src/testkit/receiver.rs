@@ -1,5 +1,5 @@
 //! A Loki push endpoint on a real socket that records what it is sent, and can be told to
-//! fail, for tests and the benchmark.
+//! fail, for tests and the benchmark; over plain HTTP or HTTPS with a given certificate.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use parking_lot::Mutex;
 use protocol::push::{PushRequestRef, decompress_snappy};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// One line as the receiver got it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +30,14 @@ struct State {
     count_only: std::sync::atomic::AtomicBool,
     count: AtomicU64,
     requests: AtomicU64,
+    /// TLS handshakes that failed (e.g. the client refused the certificate).
+    handshake_failures: AtomicU64,
 }
 
 /// Runs on its own thread and runtime; stops when dropped.
 pub struct PushReceiver {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<State>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -46,12 +50,60 @@ impl PushReceiver {
 
     /// Listens on a given address (to come back on the same port after [`Self::stop`]).
     pub fn start_on(addr: &str) -> std::io::Result<PushReceiver> {
+        Self::serve(addr, None)
+    }
+
+    /// Serves HTTPS with this certificate chain (leaf first) and key; [`Self::url`] is
+    /// then `https://localhost:<port>`, so the certificate must name `localhost`.
+    pub fn start_tls(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> std::io::Result<PushReceiver> {
+        Self::start_tls_with_client_ca(chain, key, None)
+    }
+
+    /// [`Self::start_tls`] that, given `client_ca`, completes only handshakes in which the
+    /// client presents a certificate signed by that CA (mutual TLS).
+    pub fn start_tls_with_client_ca(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        client_ca: Option<CertificateDer<'static>>,
+    ) -> std::io::Result<PushReceiver> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca).map_err(std::io::Error::other)?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(std::io::Error::other)?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(std::io::Error::other)?;
+        Self::serve(
+            "127.0.0.1:0",
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
+    fn serve(addr: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> std::io::Result<PushReceiver> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let thread = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -65,24 +117,44 @@ impl PushReceiver {
                 };
                 let app = axum::Router::new()
                     .route("/loki/api/v1/push", axum::routing::post(push))
-                    .with_state(st);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
+                    .with_state(st.clone());
+                let stop = async {
+                    let _ = rx.await;
+                };
+                let _ = match tls {
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stop)
+                            .await
+                    }
+                    Some(acceptor) => {
+                        let listener = TlsListener {
+                            tcp: listener,
+                            acceptor,
+                            state: st,
+                        };
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stop)
+                            .await
+                    }
+                };
             });
         });
         Ok(PushReceiver {
             addr,
+            scheme,
             state,
             stop: Some(tx),
             thread: Some(thread),
         })
     }
 
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -114,6 +186,11 @@ impl PushReceiver {
         self.state.requests.load(Ordering::SeqCst)
     }
 
+    /// TLS handshakes that failed, such as a client refusing the certificate.
+    pub fn handshake_failures(&self) -> u64 {
+        self.state.handshake_failures.load(Ordering::SeqCst)
+    }
+
     /// Headers of the last push.
     pub fn last_headers(&self) -> Option<HeaderMap> {
         self.state.headers.lock().clone()
@@ -133,6 +210,39 @@ impl PushReceiver {
 impl Drop for PushReceiver {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Accepts TCP connections and completes the TLS handshake before handing them to axum;
+/// a failed handshake is counted and the connection dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<State>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            let handshake = self.acceptor.accept(tcp);
+            match tokio::time::timeout(std::time::Duration::from_secs(5), handshake).await {
+                Ok(Ok(tls)) => return (tls, addr),
+                _ => {
+                    self.state.handshake_failures.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 
