@@ -107,7 +107,9 @@ async fn serve(config: Config, started: Instant) -> anyhow::Result<()> {
         .context("the HTTP server failed")?;
     if let Some((stop, task)) = listing {
         let _ = stop.send(());
-        let _ = task.await;
+        // A listing in progress finishes first; a long compaction does not hold up the
+        // shutdown (closing the store stops it between merges).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
     }
     tracing::info!("stopped taking requests; writing out the store");
     let closed = tokio::task::spawn_blocking(move || app.store.close(SHUTDOWN_FLUSH)).await;
