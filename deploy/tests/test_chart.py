@@ -56,7 +56,10 @@ CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect":
 
 AGENT_SRC = chart.ROOT / "crates" / "agent" / "src"
 RESOURCE_OF = {"Pod": "pods", "Event": "events", "Node": "nodes", "Namespace": "namespaces",
-               "Service": "services", "Endpoints": "endpoints", "ReplicaSet": "replicasets"}
+               "Service": "services", "Endpoints": "endpoints", "ReplicaSet": "replicasets",
+               "Lease": "leases"}
+# Granted by the namespaced Role in the release's namespace, never cluster-wide.
+NAMESPACED = {"leases"}
 
 
 def agent_api_resources() -> set[str] | None:
@@ -376,9 +379,56 @@ class Rbac(unittest.TestCase):
             self.skipTest("crates/agent has no Kubernetes client code yet")
         def granted(values):
             return {r for rule in self.rules(values) for r in rule["resources"]}
-        self.assertEqual(granted(CASES["agent in API mode"]), used,
+        self.assertEqual(granted(CASES["agent in API mode"]), used - NAMESPACED,
                          "the agent reads other API resources than its ClusterRole grants")
-        self.assertEqual(granted(None), used - {"pods/log"})
+        self.assertEqual(granted(None), used - {"pods/log"} - NAMESPACED)
+        role = {r for rule in one(render(), "Role")["rules"] for r in rule["resources"]}
+        self.assertEqual(role, used & NAMESPACED, "the agent uses other namespaced resources than its Role grants")
+
+    def test_leases_only_in_the_release_namespace_and_only_what_the_election_needs(self):
+        leases = set()
+        for release in ("kiroku", "other"):
+            objs = render(name=release, namespace="logging")
+            ds = agent(objs)
+            c = container(ds, "agent")
+            lease = arg(c, "--events-lease")
+            self.assertEqual(lease, ds["metadata"]["name"], "named like its agents")
+            leases.add(lease)
+            # Nothing about leases cluster-wide.
+            for rule in self.rules_of(objs, "ClusterRole"):
+                self.assertNotIn("coordination.k8s.io", rule["apiGroups"])
+                self.assertNotIn("leases", rule["resources"])
+            role = one(objs, "Role")
+            self.assertEqual(role["metadata"]["namespace"], "logging")
+            self.assertEqual(ds["metadata"]["namespace"], "logging")
+            verbs = {}
+            for rule in role["rules"]:
+                self.assertEqual(rule["apiGroups"], ["coordination.k8s.io"])
+                self.assertEqual(rule["resources"], ["leases"])
+                for v in rule["verbs"]:
+                    # create cannot be limited to a name; everything else is this Lease's.
+                    names = rule.get("resourceNames")
+                    if v == "create":
+                        self.assertIsNone(names)
+                    else:
+                        self.assertEqual(names, [lease], v)
+                    verbs.setdefault(v, 0)
+                    verbs[v] += 1
+            self.assertEqual(set(verbs), {"get", "create", "update"}, "no list, watch, patch or delete")
+            binding = one(objs, "RoleBinding")
+            self.assertEqual(binding["metadata"]["namespace"], "logging")
+            self.assertEqual(binding["roleRef"], {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                  "name": role["metadata"]["name"]})
+            self.assertEqual(binding["subjects"], [{"kind": "ServiceAccount", "name": pod_spec(ds)["serviceAccountName"],
+                                                    "namespace": "logging"}])
+            # The agent finds the Lease in its own namespace, which the Role covers.
+            env = {e["name"]: e for e in c["env"]}
+            self.assertEqual(env["POD_NAMESPACE"]["valueFrom"], {"fieldRef": {"fieldPath": "metadata.namespace"}})
+        self.assertEqual(len(leases), 2, "two releases in one namespace elect apart")
+
+    @staticmethod
+    def rules_of(objs, kind):
+        return [rule for o in objs if o["kind"] == kind for rule in o["rules"]]
 
     def test_binding_names_the_agents_account_in_the_release_namespace(self):
         objs = render(namespace="logging")

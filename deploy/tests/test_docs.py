@@ -25,6 +25,8 @@ NOT_WRITABLE = ("data directory /var/lib/kiroku is not writable by uid 10001: mo
 KUBECTL_KIND = {"ServiceAccount": "serviceaccount", "ConfigMap": "configmap", "Service": "service",
                 "ClusterRole": "clusterrole.rbac.authorization.k8s.io",
                 "ClusterRoleBinding": "clusterrolebinding.rbac.authorization.k8s.io",
+                "Role": "role.rbac.authorization.k8s.io",
+                "RoleBinding": "rolebinding.rbac.authorization.k8s.io",
                 "DaemonSet": "daemonset.apps", "StatefulSet": "statefulset.apps"}
 
 
