@@ -12,7 +12,9 @@
 //!   rotation, truncation, deletion;
 //! - [`buffer::Buffer`] and [`deliver`]: batches on disk until the server acknowledges them,
 //!   then [`positions::Positions`] advance;
-//! - [`kube`]: pod metadata, termination reports, events and API-mode log streams.
+//! - [`kube`]: pod metadata, termination reports, events (split between the agents of a
+//!   DaemonSet, those no node reports going to the holder of a Lease: [`kube::lease`])
+//!   and API-mode log streams.
 
 pub mod agent;
 pub mod args;
