@@ -29,6 +29,11 @@ enum Command {
 enum Bench {
     /// The agent's CPU and memory while it follows many files.
     Agent(agent::bench::Args),
+    /// The server's ingest: CPU, memory, disk and speed while it takes the loghub-based
+    /// data set over HTTP, then the query latencies (see docs/benchmarks.md).
+    Ingest(bench::IngestArgs),
+    /// Query latencies over the data set, reused between runs.
+    Query(bench::QueryArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +44,8 @@ fn main() -> std::process::ExitCode {
         Command::Client(c) => cli::run(c),
         Command::Bench(b) => match b {
             Bench::Agent(a) => agent::bench::run(a),
+            Bench::Ingest(a) => bench::run_ingest(a),
+            Bench::Query(a) => bench::run_query(a),
         },
     };
     match result {
