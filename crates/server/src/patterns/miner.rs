@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 
+use super::template::{Gap, Slot, merge, render};
 use super::tokens::{Token, Tokens, is_numeric};
 
 /// How many leading tokens choose a line's group.
@@ -57,19 +58,6 @@ struct GroupKey {
     embedded: bool,
     len: u8,
     prefix: u64,
-}
-
-/// The whitespace after a variable: the same in every line, or not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Gap {
-    Same(Box<[u8]>),
-    Mixed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Slot {
-    Literal { text: Box<[u8]>, gap: Box<[u8]> },
-    Variable { gap: Gap },
 }
 
 struct Cluster {
@@ -137,8 +125,9 @@ impl Miner {
             prefix: prefix_hash(line, toks),
         };
         let id = match self.best_match(key, line, toks) {
-            Some(id) => {
-                if let Some(c) = self.slots[id].as_mut() {
+            Some((id, changes)) => {
+                // Most lines of a settled cluster change nothing: skip the second pass.
+                if changes && let Some(c) = self.slots[id].as_mut() {
                     merge(&mut c.slots, line, toks);
                 }
                 id
@@ -156,10 +145,11 @@ impl Miner {
         }
     }
 
-    fn best_match(&self, key: GroupKey, line: &[u8], toks: &[Token]) -> Option<usize> {
+    /// The cluster the line joins, and whether joining changes its template.
+    fn best_match(&self, key: GroupKey, line: &[u8], toks: &[Token]) -> Option<(usize, bool)> {
         let candidates = self.groups.get(&key)?;
         let n = toks.len();
-        let mut best: Option<(usize, usize, usize)> = None; // (agree, equal, id)
+        let mut best: Option<(usize, usize, usize, bool)> = None; // (agree, equal, id, changes)
         for &id in candidates {
             let Some(c) = &self.slots[id] else { continue };
             let Some(a) = agreement(&c.slots, line, toks) else {
@@ -170,11 +160,11 @@ impl Miner {
             }
             let (agree, equal) = (a.agree, a.equal);
             // Candidates are in creation order: a later one must be strictly better.
-            if best.is_none_or(|(a, e, _)| (agree, equal) > (a, e)) {
-                best = Some((agree, equal, id));
+            if best.is_none_or(|(a, e, _, _)| (agree, equal) > (a, e)) {
+                best = Some((agree, equal, id, a.changes));
             }
         }
-        best.map(|(_, _, id)| id)
+        best.map(|(_, _, id, changes)| (id, changes))
     }
 
     fn create(&mut self, key: GroupKey, line: &[u8], tokens: &Tokens) -> usize {
@@ -302,18 +292,25 @@ struct Agreement {
     equal: usize,
     /// Positions that agree before the first that does not.
     run: usize,
+    /// Joining would change the template: a literal differs, or a variable's gap.
+    changes: bool,
 }
 
-/// How a line and a cluster agree (see the module comment); `None` when a short line
-/// cannot join.
+/// How a line and a cluster agree (see the module comment); `None` as soon as the line
+/// cannot join (see [`joins`]), so that most clusters of a group are dismissed after a
+/// few positions.
 fn agreement(slots: &[Slot], line: &[u8], toks: &[Token]) -> Option<Agreement> {
-    let short = toks.len() < SHORT_LINE;
+    let n = toks.len();
+    let short = n < SHORT_LINE;
     let mut a = Agreement {
         agree: 0,
         equal: 0,
         run: 0,
+        changes: false,
     };
-    for (slot, t) in slots.iter().zip(toks) {
+    // Differences allowed, known at the first one (the leading run is then fixed).
+    let mut allowed: Option<usize> = None;
+    for (i, (slot, t)) in slots.iter().zip(toks).enumerate() {
         let text = t.text(line);
         let agrees = match slot {
             Slot::Literal { text: lit, gap } => {
@@ -321,10 +318,18 @@ fn agreement(slots: &[Slot], line: &[u8], toks: &[Token]) -> Option<Agreement> {
                     a.equal += 1;
                     true
                 } else {
+                    a.changes = true;
                     is_numeric(lit) && is_numeric(text)
                 }
             }
-            Slot::Variable { .. } => is_numeric(text),
+            Slot::Variable { gap } => {
+                if let Gap::Same(g) = gap
+                    && **g != *t.gap(line)
+                {
+                    a.changes = true;
+                }
+                is_numeric(text)
+            }
         };
         if agrees {
             a.agree += 1;
@@ -333,9 +338,19 @@ fn agreement(slots: &[Slot], line: &[u8], toks: &[Token]) -> Option<Agreement> {
             }
         } else if short {
             return None;
+        } else {
+            let allowed = *allowed.get_or_insert_with(|| max_differences(n, a.run));
+            if i + 1 - a.agree > allowed {
+                return None;
+            }
         }
     }
     Some(a)
+}
+
+/// The most positions that may differ for a line of `n` tokens whose first `run` agree.
+fn max_differences(n: usize, run: usize) -> usize {
+    (((n - run) as f64 * (1.0 - SIMILARITY)).floor() as usize).max(1)
 }
 
 /// Whether a line of `n` tokens joins: a short line when everything agrees; a longer one
@@ -346,104 +361,7 @@ fn joins(a: &Agreement, n: usize) -> bool {
     if n < SHORT_LINE {
         return a.agree == n;
     }
-    let rest = n - a.run;
-    let differ = n - a.agree;
-    differ <= 1 || differ as f64 <= rest as f64 * (1.0 - SIMILARITY)
-}
-
-/// Turns every position where the line differs into a variable.
-fn merge(slots: &mut [Slot], line: &[u8], toks: &[Token]) {
-    for (slot, t) in slots.iter_mut().zip(toks) {
-        let (text, gap) = (t.text(line), t.gap(line));
-        match slot {
-            Slot::Literal { text: lit, gap: g } => {
-                if **lit != *text || **g != *gap {
-                    let same_gap = **g == *gap;
-                    *slot = Slot::Variable {
-                        gap: if same_gap {
-                            Gap::Same(std::mem::take(g))
-                        } else {
-                            Gap::Mixed
-                        },
-                    };
-                }
-            }
-            Slot::Variable { gap: g } => {
-                if let Gap::Same(s) = g
-                    && **s != *gap
-                {
-                    *g = Gap::Mixed;
-                }
-            }
-        }
-    }
-}
-
-const VAR: &[u8] = b"<_>";
-
-/// The template as text: literals as they were, each run of variables as one `<_>`, a
-/// JSON message between `<_>`s. A literal word between `<` and `>` is printed as `<_>`
-/// too, since `<word>` would read as a named capture in a `|>` filter.
-fn render(slots: &[Slot], embedded: bool) -> String {
-    let mut out: Vec<u8> = Vec::with_capacity(slots.len() * 8);
-    let mut ends_in_var = false;
-    let var = |out: &mut Vec<u8>, ends_in_var: &mut bool| {
-        if !*ends_in_var {
-            out.extend_from_slice(VAR);
-            *ends_in_var = true;
-        }
-    };
-    if embedded {
-        var(&mut out, &mut ends_in_var);
-    }
-    for (i, slot) in slots.iter().enumerate() {
-        match slot {
-            Slot::Literal { text, gap } if !looks_like_capture(slots, i) => {
-                out.extend_from_slice(text);
-                out.extend_from_slice(gap);
-                ends_in_var = false;
-            }
-            Slot::Literal { gap, .. } => {
-                var(&mut out, &mut ends_in_var);
-                if !gap.is_empty() {
-                    out.extend_from_slice(gap);
-                    ends_in_var = false;
-                }
-            }
-            Slot::Variable { gap } => {
-                var(&mut out, &mut ends_in_var);
-                if let Gap::Same(g) = gap
-                    && !g.is_empty()
-                {
-                    out.extend_from_slice(g);
-                    ends_in_var = false;
-                }
-            }
-        }
-    }
-    if embedded {
-        var(&mut out, &mut ends_in_var);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn looks_like_capture(slots: &[Slot], i: usize) -> bool {
-    let lit = |j: usize| match slots.get(j) {
-        Some(Slot::Literal { text, gap }) => Some((&**text, &**gap)),
-        _ => None,
-    };
-    let Some((text, gap)) = lit(i) else {
-        return false;
-    };
-    let ident = text
-        .first()
-        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
-        && text.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
-    ident
-        && gap.is_empty()
-        && i > 0
-        && lit(i - 1).is_some_and(|(t, g)| t == b"<" && g.is_empty())
-        && lit(i + 1).is_some_and(|(t, _)| t == b">")
+    n - a.agree <= max_differences(n, a.run)
 }
 
 #[cfg(test)]
