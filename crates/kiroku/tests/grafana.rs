@@ -278,6 +278,40 @@ fn grafana_and_logs_drilldown_sessions() {
         "{v}"
     );
 
+    // With a parser in the query, `level` comes from the line as well.
+    let r = grafana_get(
+        &srv,
+        "/loki/api/v1/query_range",
+        &[
+            ("direction", "backward"),
+            (
+                "query",
+                r#"sum by (level, detected_level) (count_over_time({app="api"} | logfmt | drop __error__ [1m]))"#,
+            ),
+            ("start", &start),
+            ("end", &end),
+            ("step", "60000ms"),
+        ],
+        "Source=logvolhist",
+    );
+    let v = ok_json(&r, "logs volume with a parser");
+    let mut metrics: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["metric"].to_string())
+        .collect();
+    metrics.sort();
+    assert_eq!(
+        metrics,
+        [
+            r#"{"detected_level":"error","level":"error"}"#,
+            r#"{"detected_level":"info","level":"info"}"#,
+            r#"{"detected_level":"warn","level":"warn"}"#,
+        ],
+        "{v}"
+    );
+
     let r = grafana_get(
         &srv,
         "/loki/api/v1/query_range",
