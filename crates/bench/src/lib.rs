@@ -35,7 +35,8 @@ pub struct Common {
     /// Seed of the data set's generator: the same seed gives the same lines.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Times each query is run (the report gives median, min and max).
+    /// Timed runs of each query, after one untimed warm-up run (the report gives median,
+    /// min and max).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Run only these queries (repeat the flag; names as in the report).
