@@ -32,7 +32,16 @@ impl Server {
             let data = dir.join("data");
             let mut cmd = Command::new(bin);
             cmd.arg("server")
-                .args(["--listen", &listen, "--retention", "0", "--fsync", "false", "--retention-max-disk", "0%"])
+                .args([
+                    "--listen",
+                    &listen,
+                    "--retention",
+                    "0",
+                    "--fsync",
+                    "false",
+                    "--retention-max-disk",
+                    "0%",
+                ])
                 .arg("--data-dir")
                 .arg(&data)
                 .args(extra)
