@@ -47,11 +47,8 @@ fn level_of(
     metadata: &[(Cow<'_, str>, Cow<'_, str>)],
     line: &[u8],
 ) -> Cow<'static, str> {
-    if stream.is_empty()
-        && !metadata_names_level(metadata)
-        && let Some(level) = plain_line_level(line)
-    {
-        return Cow::Borrowed(level);
+    if stream.is_empty() && is_plain(metadata, line) {
+        return Cow::Borrowed(first_level_word(line));
     }
     let line = crate::push::utf8(line);
     if metadata.len() <= INLINE_PAIRS {
@@ -69,118 +66,56 @@ fn level_of(
     }
 }
 
-/// Whether the metadata holds a level field (then `logql::detect` decides).
-fn metadata_names_level(metadata: &[(Cow<'_, str>, Cow<'_, str>)]) -> bool {
-    metadata
+/// Whether the level can only come from a level word in the line: no level field in the
+/// metadata, and a line that is neither JSON nor logfmt (no `{`, no `=`). Most lines of
+/// plain-text logs; for them [`first_level_word`] gives what [`detect::detected_level`]
+/// gives, in one pass over the line instead of one per level word (it was a quarter of
+/// the server's ingest CPU).
+fn is_plain(metadata: &[(Cow<'_, str>, Cow<'_, str>)], line: &[u8]) -> bool {
+    !metadata
         .iter()
         .any(|(n, _)| n == DETECTED_LEVEL || detect::LEVEL_FIELDS.iter().any(|f| n == f))
+        && !line.iter().any(|&c| c == b'=' || c == b'{')
 }
 
-/// Byte classes for [`plain_line_level`]: a byte before which a level word may start,
-/// the first letter of a level word, the first letter of a level field name.
-const LEFT: u8 = 1;
-const WORD: u8 = 2;
-const FIELD: u8 = 4;
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let left = b" \t\n[({\"'=|";
-    let mut k = 0;
-    while k < left.len() {
-        t[left[k] as usize] |= LEFT;
-        k += 1;
-    }
-    let word = b"tdfcewi";
-    let mut k = 0;
-    while k < word.len() {
-        t[word[k] as usize] |= WORD;
-        t[word[k].to_ascii_uppercase() as usize] |= WORD;
-        k += 1;
-    }
-    t[b'l' as usize] |= FIELD;
-    t[b'L' as usize] |= FIELD;
-    t[b's' as usize] |= FIELD;
-    t[b'S' as usize] |= FIELD;
-    t
-};
-
-/// Level words in Loki's order of preference at one position, packed little-endian.
-const WORDS: [(u64, usize, &str); 9] = [
-    (pack(b"trace"), 5, level::TRACE),
-    (pack(b"debug"), 5, level::DEBUG),
-    (pack(b"fatal"), 5, level::FATAL),
-    (pack(b"critical"), 8, level::CRITICAL),
-    (pack(b"error"), 5, level::ERROR),
-    (pack(b"err"), 3, level::ERROR),
-    (pack(b"warning"), 7, level::WARN),
-    (pack(b"warn"), 4, level::WARN),
-    (pack(b"info"), 4, level::INFO),
-];
-
-const fn pack(w: &[u8]) -> u64 {
-    let mut x = 0u64;
-    let mut k = 0;
-    while k < w.len() {
-        x |= (w[k] as u64) << (8 * k);
-        k += 1;
-    }
-    x
-}
-
-const fn low_bytes(n: usize) -> u64 {
-    if n >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * n)) - 1
-    }
-}
-
-/// Up to eight bytes of `b` from `i`, ASCII letters folded to lower case (`| 0x20` maps
-/// only letters onto letters); past the end, spaces, which match no letter.
-#[inline]
-fn folded8(b: &[u8], i: usize) -> u64 {
-    let mut x = [0u8; 8];
-    if let Some(s) = b.get(i..i + 8) {
-        // One load (a copy of a constant length), not a call to memcpy.
-        x.copy_from_slice(s);
-    } else {
-        let n = b.len().saturating_sub(i);
-        x[..n].copy_from_slice(&b[i..]);
-    }
-    u64::from_le_bytes(x) | 0x2020_2020_2020_2020
-}
-
-/// The level of a line whose level can only come from a word in it, in one pass: `None`
-/// when the line may hold a JSON or logfmt level field (every name in
-/// [`detect::LEVEL_FIELDS`] holds `level`, `severity` or `lvl`, in any case), else the
-/// first level word standing alone in the line (case-insensitive, with Loki's boundaries
-/// on both sides), by position, or `unknown`. It gives what [`detect::detected_level`]
-/// gives (a proptest checks it), which scans the line once per level word: that was a
-/// quarter of the server's ingest CPU.
-fn plain_line_level(b: &[u8]) -> Option<&'static str> {
-    let mut found = None;
+/// The first level word standing alone in the line (case-insensitive, with Loki's
+/// boundaries on both sides), by position; `unknown` if none. At one position only words
+/// with the same first letter can match, tried longest first as Loki does.
+fn first_level_word(b: &[u8]) -> &'static str {
+    const WORDS: [(&[u8], &str); 9] = [
+        (b"trace", level::TRACE),
+        (b"debug", level::DEBUG),
+        (b"fatal", level::FATAL),
+        (b"critical", level::CRITICAL),
+        (b"error", level::ERROR),
+        (b"err", level::ERROR),
+        (b"warning", level::WARN),
+        (b"warn", level::WARN),
+        (b"info", level::INFO),
+    ];
     let mut left = true;
     for (i, &c) in b.iter().enumerate() {
-        let class = CLASS[c as usize];
-        if class & FIELD != 0 {
-            let w = folded8(b, i);
-            if w & low_bytes(5) == pack(b"level")
-                || w & low_bytes(3) == pack(b"lvl")
-                || w == pack(b"severity")
-            {
-                return None;
-            }
-        } else if class & WORD != 0 && left && found.is_none() {
-            let w = folded8(b, i);
-            for (word, len, lvl) in WORDS {
-                if w & low_bytes(len) == word && b.get(i + len).is_none_or(|&r| right_boundary(r)) {
-                    found = Some(lvl);
-                    break;
+        if left && matches!(c | 0x20, b't' | b'd' | b'f' | b'c' | b'e' | b'w' | b'i') {
+            for (word, lvl) in WORDS {
+                let end = i + word.len();
+                if end <= b.len()
+                    && b[i..end].eq_ignore_ascii_case(word)
+                    && (end == b.len() || right_boundary(b[end]))
+                {
+                    return lvl;
                 }
             }
         }
-        left = class & LEFT != 0;
+        left = left_boundary(c);
     }
-    Some(found.unwrap_or(level::UNKNOWN))
+    level::UNKNOWN
+}
+
+fn left_boundary(c: u8) -> bool {
+    matches!(
+        c,
+        b' ' | b'\t' | b'\n' | b'[' | b'(' | b'{' | b'"' | b'\'' | b'=' | b'|'
+    )
 }
 
 fn right_boundary(c: u8) -> bool {
@@ -249,8 +184,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         /// The one-pass scan of plain lines finds the level Loki's rules in
-        /// `logql::detect` find, on lines made of level words, boundaries, JSON and logfmt
-        /// level fields and noise.
+        /// `logql::detect` find, on lines made of level words, boundaries and noise.
         #[test]
         fn plain_lines_get_the_level_logql_detects(
             parts in proptest::collection::vec(
@@ -261,8 +195,7 @@ mod tests {
                     ]).prop_map(str::to_string),
                     proptest::sample::select(vec![
                         " ", "\t", "[", "]", "(", ")", ":", ",", "!", "\"", "'", "|", "}",
-                        "-", ".", "/", "\n", "{", "=", "level=", "LVL=", "Severity=",
-                        "{\"level\":\"", "\"lvl\":\"", "{\"log\":{\"severity\":\"",
+                        "-", ".", "/", "\n",
                     ]).prop_map(str::to_string),
                     "[a-zA-Z0-9 ]{0,6}",
                     proptest::collection::vec(any::<u8>(), 0..4)
@@ -277,15 +210,6 @@ mod tests {
             let got = level_of(&none, &[], line.as_bytes());
             prop_assert_eq!(got.as_ref(), want.as_str(), "line {:?}", line);
         }
-    }
-
-    #[test]
-    fn every_level_field_is_seen_by_the_plain_line_test() {
-        for f in detect::LEVEL_FIELDS {
-            assert_eq!(plain_line_level(f.as_bytes()), None, "{f}");
-        }
-        assert_eq!(plain_line_level(b"lev el sever ity lv"), Some("unknown"));
-        assert_eq!(plain_line_level(b"x WARN: disk"), Some("warn"));
     }
 
     #[test]
