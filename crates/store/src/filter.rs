@@ -45,9 +45,7 @@ fn trigram_of(w: &[u8]) -> u64 {
 
 /// Builds a filter from the lines of one block.
 pub struct FilterBuilder {
-    /// A fixed-size array: every index is provably in bounds, so setting a bit compiles to
-    /// no check (building filters is a tenth of ingest CPU).
-    words: Box<[u64; MAX_BITS / 64]>,
+    words: Vec<u64>,
 }
 
 impl Default for FilterBuilder {
@@ -59,7 +57,7 @@ impl Default for FilterBuilder {
 impl FilterBuilder {
     pub fn new() -> FilterBuilder {
         FilterBuilder {
-            words: Box::new([0u64; MAX_BITS / 64]),
+            words: vec![0u64; MAX_BITS / 64],
         }
     }
 
@@ -74,7 +72,7 @@ impl FilterBuilder {
             return;
         }
         let mask = (MAX_BITS - 1) as u64;
-        let words = &mut *self.words;
+        let words = &mut self.words[..];
         let mut set = |t: u64| {
             let bit = trigram_hash(t) & mask;
             words[(bit >> 6) as usize] |= 1u64 << (bit & 63);
@@ -100,7 +98,7 @@ impl FilterBuilder {
 
     /// The folded bitmap, as little-endian bytes; its length (a power of two) gives its size.
     pub fn finish_into(&self, out: &mut Vec<u8>) {
-        let mut words: Vec<u64> = self.words.to_vec();
+        let mut words: Vec<u64> = self.words.clone();
         let mut n = words.len();
         while n * 64 > MIN_BITS {
             let half = n / 2;
