@@ -56,7 +56,7 @@ fn pick(shared: &Shared) -> Option<(u32, Vec<Arc<LoadedPart>>)> {
         }
         for (_, mut g) in groups {
             if g.len() >= MIN_MERGE {
-                g.sort_by_key(|p| p.part.key.name.clone());
+                g.sort_by(|a, b| a.age().cmp(b.age()));
                 g.truncate(MAX_MERGE);
                 return Some((tnum, g));
             }
@@ -78,6 +78,11 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
     let mut w = PartWriter::new(BufWriter::with_capacity(1 << 20, file));
     for p in group {
         w.supersede(p.part.key.name.clone());
+        // The oldest name of its lineage too, so the merged part's age stays that of its
+        // oldest data through merges of merges (see `LoadedPart::age`).
+        if p.age() != p.part.key.name {
+            w.supersede(p.age().to_string());
+        }
     }
     // Every stream of the group, with its blocks from every part, in time order.
     let mut streams: BTreeMap<StreamId, Vec<(usize, u32)>> = BTreeMap::new();

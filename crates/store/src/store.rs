@@ -86,7 +86,8 @@ impl LoadedPart {
     }
 
     /// Orders parts by the arrival of their data: part names start with their creation
-    /// time, and a merged part is as old as the oldest part it replaced.
+    /// time, and a merged part is as old as the oldest part of its lineage (compaction
+    /// lists that name among the parts it replaces).
     pub fn age(&self) -> &str {
         self.part
             .index
