@@ -157,31 +157,38 @@ fn is_json(line: &str) -> bool {
     t.starts_with('{') && t.ends_with('}')
 }
 
-/// The first level word that stands alone in the line, by position; `unknown` if none.
-fn keyword_level(b: &[u8]) -> &'static str {
-    const PATTERNS: &[(&str, &str)] = &[
-        ("trace", level::TRACE),
-        ("debug", level::DEBUG),
-        ("fatal", level::FATAL),
-        ("critical", level::CRITICAL),
-        ("error", level::ERROR),
-        ("err", level::ERROR),
-        ("warning", level::WARN),
-        ("warn", level::WARN),
-        ("info", level::INFO),
+/// The first level word that stands alone in the line (case-insensitive, with Loki's
+/// boundaries on both sides), by position; `unknown` if none. One pass over the line: at
+/// each position only words with the same first letter can match, tried longest first as
+/// Loki does. (It runs on every pushed plain-text line.)
+pub fn keyword_level(b: &[u8]) -> &'static str {
+    const WORDS: [(&[u8], &str); 9] = [
+        (b"trace", level::TRACE),
+        (b"debug", level::DEBUG),
+        (b"fatal", level::FATAL),
+        (b"critical", level::CRITICAL),
+        (b"error", level::ERROR),
+        (b"err", level::ERROR),
+        (b"warning", level::WARN),
+        (b"warn", level::WARN),
+        (b"info", level::INFO),
     ];
-    let mut best = (b.len(), level::UNKNOWN);
-    for (word, lvl) in PATTERNS {
-        if let Some(pos) = bounded_index(b, word.as_bytes())
-            && pos < best.0
-        {
-            best = (pos, lvl);
-            if pos == 0 {
-                break;
+    let mut left = true;
+    for (i, &c) in b.iter().enumerate() {
+        if left && matches!(c | 0x20, b't' | b'd' | b'f' | b'c' | b'e' | b'w' | b'i') {
+            for (word, lvl) in WORDS {
+                let end = i + word.len();
+                if end <= b.len()
+                    && b[i..end].eq_ignore_ascii_case(word)
+                    && (end == b.len() || right_boundary(b[end]))
+                {
+                    return lvl;
+                }
             }
         }
+        left = left_boundary(c);
     }
-    best.1
+    level::UNKNOWN
 }
 
 fn left_boundary(c: u8) -> bool {
@@ -210,28 +217,6 @@ fn right_boundary(c: u8) -> bool {
             | b'='
             | b'|'
     )
-}
-
-/// The first case-insensitive occurrence of `word` with a boundary on both sides.
-fn bounded_index(b: &[u8], word: &[u8]) -> Option<usize> {
-    let n = word.len();
-    if b.len() < n {
-        return None;
-    }
-    let first = word[0];
-    let mut i = 0;
-    while i + n <= b.len() {
-        let c = b[i].to_ascii_lowercase();
-        if c == first
-            && b[i..i + n].eq_ignore_ascii_case(word)
-            && (i == 0 || left_boundary(b[i - 1]))
-            && (i + n == b.len() || right_boundary(b[i + n]))
-        {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
 }
 
 /// The value of the first level field (by [`LEVEL_FIELDS`] order) in a logfmt line; keys
@@ -421,6 +406,90 @@ impl<'a> JsonScan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loki's rule as written: the earliest bounded match of each level word in turn.
+    fn keyword_level_by_word(b: &[u8]) -> &'static str {
+        const PATTERNS: &[(&str, &str)] = &[
+            ("trace", level::TRACE),
+            ("debug", level::DEBUG),
+            ("fatal", level::FATAL),
+            ("critical", level::CRITICAL),
+            ("error", level::ERROR),
+            ("err", level::ERROR),
+            ("warning", level::WARN),
+            ("warn", level::WARN),
+            ("info", level::INFO),
+        ];
+        let mut best = (b.len(), level::UNKNOWN);
+        for (word, lvl) in PATTERNS {
+            if let Some(pos) = bounded_index(b, word.as_bytes())
+                && pos < best.0
+            {
+                best = (pos, lvl);
+                if pos == 0 {
+                    break;
+                }
+            }
+        }
+        best.1
+    }
+
+    /// The first case-insensitive occurrence of `word` with a boundary on both sides.
+    fn bounded_index(b: &[u8], word: &[u8]) -> Option<usize> {
+        let n = word.len();
+        if b.len() < n {
+            return None;
+        }
+        let first = word[0];
+        let mut i = 0;
+        while i + n <= b.len() {
+            let c = b[i].to_ascii_lowercase();
+            if c == first
+                && b[i..i + n].eq_ignore_ascii_case(word)
+                && (i == 0 || left_boundary(b[i - 1]))
+                && (i + n == b.len() || right_boundary(b[i + n]))
+            {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The one-pass scan finds what one search per level word finds, on lines made of
+        /// level words, boundaries and noise.
+        #[test]
+        fn one_pass_keyword_scan_matches_the_rule(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "trace", "DEBUG", "Fatal", "critical", "error", "err", "ERR",
+                        "warning", "Warn", "info", "INFO", "inform", "errors", "xerror",
+                    ]).prop_map(str::to_string),
+                    proptest::sample::select(vec![
+                        " ", "\t", "[", "]", "(", ")", ":", ",", "!", "\"", "'", "|", "}",
+                        "-", ".", "/", "\n", "=", "{",
+                    ]).prop_map(str::to_string),
+                    "[a-zA-Z0-9 ]{0,6}",
+                    proptest::collection::vec(any::<u8>(), 0..4)
+                        .prop_map(|b: Vec<u8>| String::from_utf8_lossy(&b).into_owned()),
+                ],
+                0..12,
+            ),
+        ) {
+            let line = parts.concat();
+            prop_assert_eq!(
+                keyword_level(line.as_bytes()),
+                keyword_level_by_word(line.as_bytes()),
+                "line {:?}", line
+            );
+        }
+    }
 
     fn lvl(line: &str) -> String {
         detected_level(&Labels::new(), &[], line).into_owned()

@@ -48,7 +48,7 @@ fn level_of(
     line: &[u8],
 ) -> Cow<'static, str> {
     if stream.is_empty() && is_plain(metadata, line) {
-        return Cow::Borrowed(first_level_word(line));
+        return Cow::Borrowed(detect::keyword_level(line));
     }
     let line = crate::push::utf8(line);
     if metadata.len() <= INLINE_PAIRS {
@@ -68,75 +68,13 @@ fn level_of(
 
 /// Whether the level can only come from a level word in the line: no level field in the
 /// metadata, and a line that is neither JSON nor logfmt (no `{`, no `=`). Most lines of
-/// plain-text logs; for them [`first_level_word`] gives what [`detect::detected_level`]
-/// gives, in one pass over the line instead of one per level word (it was a quarter of
-/// the server's ingest CPU).
+/// plain-text logs: for them the level is [`detect::keyword_level`] of the line, found
+/// without the UTF-8 check and the JSON and logfmt probes of [`detect::detected_level`].
 fn is_plain(metadata: &[(Cow<'_, str>, Cow<'_, str>)], line: &[u8]) -> bool {
     !metadata
         .iter()
         .any(|(n, _)| n == DETECTED_LEVEL || detect::LEVEL_FIELDS.iter().any(|f| n == f))
         && !line.iter().any(|&c| c == b'=' || c == b'{')
-}
-
-/// The first level word standing alone in the line (case-insensitive, with Loki's
-/// boundaries on both sides), by position; `unknown` if none. At one position only words
-/// with the same first letter can match, tried longest first as Loki does.
-fn first_level_word(b: &[u8]) -> &'static str {
-    const WORDS: [(&[u8], &str); 9] = [
-        (b"trace", level::TRACE),
-        (b"debug", level::DEBUG),
-        (b"fatal", level::FATAL),
-        (b"critical", level::CRITICAL),
-        (b"error", level::ERROR),
-        (b"err", level::ERROR),
-        (b"warning", level::WARN),
-        (b"warn", level::WARN),
-        (b"info", level::INFO),
-    ];
-    let mut left = true;
-    for (i, &c) in b.iter().enumerate() {
-        if left && matches!(c | 0x20, b't' | b'd' | b'f' | b'c' | b'e' | b'w' | b'i') {
-            for (word, lvl) in WORDS {
-                let end = i + word.len();
-                if end <= b.len()
-                    && b[i..end].eq_ignore_ascii_case(word)
-                    && (end == b.len() || right_boundary(b[end]))
-                {
-                    return lvl;
-                }
-            }
-        }
-        left = left_boundary(c);
-    }
-    level::UNKNOWN
-}
-
-fn left_boundary(c: u8) -> bool {
-    matches!(
-        c,
-        b' ' | b'\t' | b'\n' | b'[' | b'(' | b'{' | b'"' | b'\'' | b'=' | b'|'
-    )
-}
-
-fn right_boundary(c: u8) -> bool {
-    matches!(
-        c,
-        b' ' | b'\t'
-            | b'\n'
-            | b'['
-            | b']'
-            | b'('
-            | b')'
-            | b'{'
-            | b'}'
-            | b':'
-            | b','
-            | b'!'
-            | b'"'
-            | b'\''
-            | b'='
-            | b'|'
-    )
 }
 
 trait IntoStatic {
@@ -183,8 +121,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// The one-pass scan of plain lines finds the level Loki's rules in
-        /// `logql::detect` find, on lines made of level words, boundaries and noise.
+        /// The shortcut for plain lines finds the level Loki's rules in `logql::detect`
+        /// find, on lines made of level words, boundaries and noise.
         #[test]
         fn plain_lines_get_the_level_logql_detects(
             parts in proptest::collection::vec(
