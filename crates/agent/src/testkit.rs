@@ -2,10 +2,12 @@
 //! Loki push receiver, a Kubernetes API server speaking the real list/watch JSON, and a
 //! temporary directory. Not used by the agent itself.
 
+mod agent;
 mod kube_api;
 mod process;
 mod receiver;
 
+pub use agent::{TestAgent, append};
 pub use kube_api::{FakeContainer, FakeEvent, FakeKube, FakePod, FakeState, FakeTerminated};
 pub use process::{
     Process, cri_line, docker_line, free_port, http_get, http_request, metric, rfc3339, wait_for,

@@ -3,86 +3,27 @@
 //! deleted pod), and plain `--files`, pushing to a real HTTP receiver that can be down.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use agent::testkit::{
-    Process, PushReceiver, Received, TempDir, cri_line, docker_line, free_port, http_get, metric,
-    wait_for,
+    PushReceiver, Received, TempDir, TestAgent, append, cri_line, docker_line, wait_for,
 };
 
 const T0: i64 = 1_714_557_600_000_000_000; // 2024-05-01T10:00:00Z
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Agent {
-    proc: Process,
-    listen: String,
-}
+type Agent = TestAgent;
 
-impl Agent {
-    fn start(dir: &Path, url: &str, extra: &[&str]) -> Agent {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut args: Vec<String> = [
-            "agent",
-            "--url",
-            url,
-            "--pods-dir",
-            &dir.join("pods").to_string_lossy(),
-            "--positions",
-            &dir.join("state/positions.json").to_string_lossy(),
-            "--buffer-dir",
-            &dir.join("state/buffer").to_string_lossy(),
-            "--listen",
-            &listen,
-            "--batch-wait",
-            "100ms",
-            "--log-level",
-            "info",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let log = dir.join(format!("agent-{port}.log"));
-        let proc = Process::start(
-            Path::new(env!("CARGO_BIN_EXE_kiroku")),
-            &args,
-            &[("HOME", dir.to_string_lossy().into_owned())],
-            &log,
-        )
-        .expect("start kiroku agent");
-        let a = Agent { proc, listen };
-        let ready = wait_for(WAIT, || {
-            http_get(&format!("http://{}/ready", a.listen))
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        });
-        assert!(
-            ready.is_some(),
-            "agent never became ready:\n{}",
-            a.proc.output()
-        );
-        a
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        http_get(&format!("http://{}/metrics", self.listen))
-            .ok()
-            .and_then(|(_, body)| metric(&body, name))
-            .unwrap_or(-1.0)
-    }
-}
-
-fn append(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
+fn start_agent(dir: &Path, url: &str, extra: &[&str]) -> Agent {
+    let args = [&["--log-level", "info"], extra].concat();
+    TestAgent::start(
+        Path::new(env!("CARGO_BIN_EXE_kiroku")),
+        dir,
+        url,
+        &args,
+        WAIT,
+    )
 }
 
 fn protocol_time(ns: i64) -> String {
@@ -158,7 +99,7 @@ fn pod_logs_survive_rotation_restarts_and_deletion_exactly_once_in_order() {
         "\x1f\u{8b}\x08 not a log",
     );
 
-    let agent = Agent::start(dir.path(), &recv.url(), &[]);
+    let agent = start_agent(dir.path(), &recv.url(), &[]);
     let first = wait_lines(&recv, 10, &agent);
     assert_eq!(first.len(), 10);
     let first_ts = first.iter().find(|l| l.line == "a1").unwrap().ts;
@@ -241,7 +182,7 @@ fn server_down_then_back_delivers_every_line_once_across_an_agent_restart() {
         append(&file, &s);
     };
     write(0, 200);
-    let mut agent = Agent::start(dir.path(), &url, &[]);
+    let mut agent = start_agent(dir.path(), &url, &[]);
     wait_lines(&recv, 200, &agent);
 
     // The server answers 503: lines wait in the disk buffer.
@@ -263,7 +204,7 @@ fn server_down_then_back_delivers_every_line_once_across_an_agent_restart() {
         "{}",
         agent.proc.output()
     );
-    agent = Agent::start(dir.path(), &url, &[]);
+    agent = start_agent(dir.path(), &url, &[]);
     write(500, 600);
     // Now the server is gone altogether (connection refused), then back on the same port.
     let before = recv.lines();
@@ -319,7 +260,7 @@ fn bad_input_is_counted_and_everything_else_still_arrives() {
         ),
     );
     let glob = format!("{}/*.log", plain.display());
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &[
@@ -433,7 +374,7 @@ fn basic_auth_and_static_files_without_kubernetes() {
     let log = dir.path().join("app.log");
     append(&log, "one\n");
     let glob = log.to_string_lossy().into_owned();
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &[
@@ -495,7 +436,7 @@ fn a_full_disk_buffer_pauses_reading_and_a_stop_loses_nothing() {
     }
     append(&file, &s);
     let args = ["--buffer-max-bytes", "64KiB", "--batch-size", "16KiB"];
-    let mut agent = Agent::start(dir.path(), &recv.url(), &args);
+    let mut agent = start_agent(dir.path(), &recv.url(), &args);
     // Reading stops once the buffer holds its bound.
     let stalled = wait_for(WAIT, || {
         let read = agent.metric("kiroku_agent_lines_read_total");
@@ -521,7 +462,7 @@ fn a_full_disk_buffer_pauses_reading_and_a_stop_loses_nothing() {
     );
 
     recv.fail_with(None);
-    let agent = Agent::start(dir.path(), &recv.url(), &args);
+    let agent = start_agent(dir.path(), &recv.url(), &args);
     wait_lines(&recv, n, &agent);
     std::thread::sleep(Duration::from_millis(500));
     let lines: Vec<String> = recv.lines().into_iter().map(|l| l.line).collect();

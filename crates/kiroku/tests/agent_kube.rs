@@ -5,85 +5,29 @@
 //! the one agent that collects the events no node reports (takeovers, no RBAC).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use agent::testkit::{
-    FakeContainer, FakeEvent, FakeKube, FakePod, FakeState, FakeTerminated, Process, PushReceiver,
-    Received, TempDir, cri_line, free_port, http_get, metric, wait_for,
+    FakeContainer, FakeEvent, FakeKube, FakePod, FakeState, FakeTerminated, PushReceiver, Received,
+    TempDir, TestAgent, append, cri_line, wait_for,
 };
 
 const T0: i64 = 1_714_557_600_000_000_000; // 2024-05-01T10:00:00Z
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Agent {
-    proc: Process,
-    listen: String,
-}
+type Agent = TestAgent;
 
-impl Agent {
-    fn start(dir: &Path, url: &str, kubeconfig: &Path, extra: &[&str]) -> Agent {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut args: Vec<String> = [
-            "agent",
-            "--url",
-            url,
-            "--pods-dir",
-            &dir.join("pods").to_string_lossy(),
-            "--positions",
-            &dir.join("state/positions.json").to_string_lossy(),
-            "--buffer-dir",
-            &dir.join("state/buffer").to_string_lossy(),
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "--listen",
-            &listen,
-            "--batch-wait",
-            "100ms",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let proc = Process::start(
-            Path::new(env!("CARGO_BIN_EXE_kiroku")),
-            &args,
-            &[("HOME", dir.to_string_lossy().into_owned())],
-            &dir.join(format!("agent-{port}.log")),
-        )
-        .expect("start kiroku agent");
-        let a = Agent { proc, listen };
-        let ready = wait_for(WAIT, || {
-            http_get(&format!("http://{}/ready", a.listen))
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        });
-        assert!(
-            ready.is_some(),
-            "agent never became ready:\n{}",
-            a.proc.output()
-        );
-        a
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        http_get(&format!("http://{}/metrics", self.listen))
-            .ok()
-            .and_then(|(_, body)| metric(&body, name))
-            .unwrap_or(-1.0)
-    }
-}
-
-fn append(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
+fn start_agent(dir: &Path, url: &str, kubeconfig: &Path, extra: &[&str]) -> Agent {
+    let kubeconfig = kubeconfig.to_string_lossy();
+    let args = [&["--kubeconfig", &kubeconfig], extra].concat();
+    TestAgent::start(
+        Path::new(env!("CARGO_BIN_EXE_kiroku")),
+        dir,
+        url,
+        &args,
+        WAIT,
+    )
 }
 
 fn wait_until(
@@ -175,7 +119,7 @@ fn node_mode_labels_pods_reports_terminations_and_events_through_api_trouble() {
     let file = dir.path().join("pods/shop_web-1_uid-web/app/0.log");
     append(&file, &cri_line(T0, "stdout", false, "hello from web"));
 
-    let mut agent = Agent::start(
+    let mut agent = start_agent(
         dir.path(),
         &recv.url(),
         &kubeconfig,
@@ -289,7 +233,7 @@ fn node_mode_labels_pods_reports_terminations_and_events_through_api_trouble() {
         "{}",
         agent.proc.output()
     );
-    agent = Agent::start(
+    agent = start_agent(
         dir.path(),
         &recv.url(),
         &kubeconfig,
@@ -358,7 +302,7 @@ fn api_mode_streams_logs_resumes_after_disconnects_and_reads_previous_instances(
     for i in 1..=3 {
         log(i, &format!("l{i}"));
     }
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &kubeconfig,
@@ -454,7 +398,7 @@ fn node_agent(dir: &Path, node: &str, url: &str, kubeconfig: &Path, extra: &[&st
     std::fs::create_dir_all(&own).unwrap();
     let mut args = vec!["--node-name", node, "--events-lease-duration", "2s"];
     args.extend_from_slice(extra);
-    Agent::start(&own, url, kubeconfig, &args)
+    start_agent(&own, url, kubeconfig, &args)
 }
 
 fn is_leader(agent: &Agent) -> bool {

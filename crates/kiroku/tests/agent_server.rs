@@ -4,67 +4,29 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use agent::testkit::{
     FakeContainer, FakeEvent, FakeKube, FakePod, FakeState, FakeTerminated, Process, TempDir,
-    cri_line, free_port, http_get, rfc3339, wait_for,
+    TestAgent, append, cri_line, http_get, rfc3339, wait_for,
 };
 use common::{Server, now_ns};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn append(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
 fn start_agent(dir: &Path, url: &str, kubeconfig: &Path) -> (Process, String) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let args: Vec<String> = [
-        "agent",
-        "--url",
-        url,
-        "--pods-dir",
-        &dir.join("pods").to_string_lossy(),
-        "--positions",
-        &dir.join("state/positions.json").to_string_lossy(),
-        "--buffer-dir",
-        &dir.join("state/buffer").to_string_lossy(),
-        "--kubeconfig",
-        &kubeconfig.to_string_lossy(),
-        "--node-name",
-        "node-a",
-        "--listen",
-        &listen,
-        "--batch-wait",
-        "100ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let p = Process::start(
+    let kubeconfig = kubeconfig.to_string_lossy();
+    let args = ["--kubeconfig", &kubeconfig, "--node-name", "node-a"];
+    let a = TestAgent::start(
         Path::new(env!("CARGO_BIN_EXE_kiroku")),
+        dir,
+        url,
         &args,
-        &[("HOME", dir.to_string_lossy().into_owned())],
-        &dir.join("agent.log"),
-    )
-    .unwrap();
-    let ready = wait_for(WAIT, || {
-        http_get(&format!("http://{listen}/ready"))
-            .ok()
-            .filter(|(s, _)| *s == 200)
-    });
-    assert!(ready.is_some(), "agent not ready:\n{}", p.output());
-    (p, listen)
+        WAIT,
+    );
+    (a.proc, a.listen)
 }
 
 /// Every (stream labels, line) the server returns for `query`, oldest first.

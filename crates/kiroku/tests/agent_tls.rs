@@ -4,13 +4,12 @@
 //! lines kept on disk, `--tls-insecure-skip-verify` delivers without a CA, and the bearer
 //! token (re-read on every push), basic auth and tenant headers arrive as configured.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent::testkit::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Process, PushReceiver, Received, TempDir,
-    free_port, http_get, metric, wait_for,
+    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, PushReceiver, Received, TempDir, TestAgent,
+    append, wait_for,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -18,6 +17,27 @@ use rcgen::{
 };
 
 const WAIT: Duration = Duration::from_secs(30);
+
+type Agent = TestAgent;
+
+/// An agent tailing `<dir>/app.log` with its state in `<dir>/state`; not yet ready.
+fn spawn_agent(dir: &Path, url: &str, extra: &[&str]) -> Agent {
+    let log = dir.join("app.log").to_string_lossy().into_owned();
+    let args = [&["--files", &log, "--label", "job=tls"], extra].concat();
+    TestAgent::spawn(Path::new(env!("CARGO_BIN_EXE_kiroku")), dir, url, &args)
+}
+
+fn start_agent(dir: &Path, url: &str, extra: &[&str]) -> Agent {
+    let log = dir.join("app.log").to_string_lossy().into_owned();
+    let args = [&["--files", &log, "--label", "job=tls"], extra].concat();
+    TestAgent::start(
+        Path::new(env!("CARGO_BIN_EXE_kiroku")),
+        dir,
+        url,
+        &args,
+        WAIT,
+    )
+}
 
 /// A test CA and a `localhost` certificate it signed.
 struct Pki {
@@ -77,89 +97,6 @@ impl Pki {
     }
 }
 
-struct Agent {
-    proc: Process,
-    listen: String,
-}
-
-impl Agent {
-    /// An agent tailing `<dir>/app.log` with its state in `<dir>/state`.
-    fn spawn(dir: &Path, url: &str, extra: &[&str]) -> Agent {
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut args: Vec<String> = [
-            "agent",
-            "--url",
-            url,
-            "--pods-dir",
-            &dir.join("pods").to_string_lossy(),
-            "--files",
-            &dir.join("app.log").to_string_lossy(),
-            "--label",
-            "job=tls",
-            "--positions",
-            &dir.join("state/positions.json").to_string_lossy(),
-            "--buffer-dir",
-            &dir.join("state/buffer").to_string_lossy(),
-            "--listen",
-            &listen,
-            "--batch-wait",
-            "100ms",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let proc = Process::start(
-            Path::new(env!("CARGO_BIN_EXE_kiroku")),
-            &args,
-            &[("HOME", dir.to_string_lossy().into_owned())],
-            &dir.join(format!("agent-{port}.log")),
-        )
-        .expect("start kiroku agent");
-        Agent { proc, listen }
-    }
-
-    fn start(dir: &Path, url: &str, extra: &[&str]) -> Agent {
-        let a = Agent::spawn(dir, url, extra);
-        let ready = wait_for(WAIT, || {
-            http_get(&format!("http://{}/ready", a.listen))
-                .ok()
-                .filter(|(s, _)| *s == 200)
-        });
-        assert!(
-            ready.is_some(),
-            "agent never became ready:\n{}",
-            a.proc.output()
-        );
-        a
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        http_get(&format!("http://{}/metrics", self.listen))
-            .ok()
-            .and_then(|(_, body)| metric(&body, name))
-            .unwrap_or(-1.0)
-    }
-
-    fn stop(mut self) {
-        assert!(
-            self.proc.terminate(WAIT).is_some_and(|s| s.success()),
-            "{}",
-            self.proc.output()
-        );
-    }
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
 fn lines_of(recv: &PushReceiver) -> Vec<String> {
     recv.lines().into_iter().map(|l: Received| l.line).collect()
 }
@@ -194,7 +131,7 @@ fn trusted_ca_delivers_with_a_rotating_bearer_token_and_the_tenant() {
     let token = dir.path().join("token");
     std::fs::write(&token, "first-token\n").unwrap();
     append(&dir.path().join("app.log"), "over tls\n");
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &[
@@ -227,7 +164,7 @@ fn trusted_ca_delivers_with_a_rotating_bearer_token_and_the_tenant() {
     );
     assert_eq!(recv.handshake_failures(), 0);
     assert_eq!(agent.metric("kiroku_agent_push_retries_total"), 0.0);
-    agent.stop();
+    agent.stop(WAIT);
     assert_eq!(lines_of(&recv), ["over tls", "after rotation"]);
 }
 
@@ -239,7 +176,7 @@ fn skip_verify_delivers_without_a_ca_with_basic_auth() {
     let password = dir.path().join("password");
     std::fs::write(&password, "hunter2\n").unwrap();
     append(&dir.path().join("app.log"), "unverified but encrypted\n");
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &[
@@ -265,7 +202,7 @@ fn skip_verify_delivers_without_a_ca_with_basic_auth() {
         "skipping verification is said at start:\n{}",
         agent.proc.output()
     );
-    agent.stop();
+    agent.stop(WAIT);
 }
 
 #[test]
@@ -280,7 +217,7 @@ fn unknown_ca_is_refused_clearly_counted_retried_and_nothing_is_lost() {
     // Neither the system's roots nor another CA vouch for the server's certificate.
     let other_ca = other_pki.ca_file(dir.path(), "other-ca.pem");
     for extra in [vec![], vec!["--tls-ca-file", other_ca.to_str().unwrap()]] {
-        let agent = Agent::start(dir.path(), &recv.url(), &extra);
+        let agent = start_agent(dir.path(), &recv.url(), &extra);
         let failures = recv.handshake_failures();
         let retried = wait_for(WAIT, || {
             (agent.metric("kiroku_agent_push_retries_total") >= 2.0
@@ -304,19 +241,19 @@ fn unknown_ca_is_refused_clearly_counted_retried_and_nothing_is_lost() {
             "the lines wait in the disk buffer"
         );
         assert_eq!(agent.metric("kiroku_agent_lines_dropped_total"), 0.0);
-        agent.stop();
+        agent.stop(WAIT);
     }
 
     // With the right CA the buffered lines go out, once each.
     let ca = server_pki.ca_file(dir.path(), "ca.pem");
     append(&log, "kept 3\n");
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &["--tls-ca-file", &ca.to_string_lossy()],
     );
     wait_lines(&recv, &agent, &["kept 1", "kept 2", "kept 3"]);
-    agent.stop();
+    agent.stop(WAIT);
     assert_eq!(lines_of(&recv), ["kept 1", "kept 2", "kept 3"]);
 }
 
@@ -330,7 +267,7 @@ fn a_ca_file_without_a_certificate_stops_the_agent_at_start() {
         (&bad, "holds no usable PEM certificate"),
         (&missing, "cannot read TLS CA file"),
     ] {
-        let mut agent = Agent::spawn(
+        let mut agent = spawn_agent(
             dir.path(),
             "https://localhost:1",
             &["--tls-ca-file", &ca.to_string_lossy()],
@@ -364,7 +301,7 @@ fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
     append(&log, "needs a client certificate\n");
 
     // Without a certificate the server ends every handshake: retried, nothing lost.
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &["--tls-ca-file", &ca.to_string_lossy()],
@@ -375,11 +312,11 @@ fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
     });
     assert!(refused.is_some(), "{}", agent.proc.output());
     assert_eq!(recv.requests(), 0);
-    agent.stop();
+    agent.stop(WAIT);
 
     // A certificate the server's CA signed: the waiting line goes out.
     let (cert, key) = pki.client_files(dir.path(), "agent");
-    let agent = Agent::start(
+    let agent = start_agent(
         dir.path(),
         &recv.url(),
         &[
@@ -392,12 +329,12 @@ fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
         ],
     );
     wait_lines(&recv, &agent, &["needs a client certificate"]);
-    agent.stop();
+    agent.stop(WAIT);
     assert_eq!(lines_of(&recv), ["needs a client certificate"]);
 
     // A key that is not a key stops the agent at start, saying which files.
     std::fs::write(&key, "not a key\n").unwrap();
-    let mut agent = Agent::spawn(
+    let mut agent = spawn_agent(
         dir.path(),
         &recv.url(),
         &[
