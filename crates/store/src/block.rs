@@ -74,19 +74,22 @@ impl BlockEncoder {
             put_uvarint(&mut self.scratch, (t - prev) as u64);
             prev = t;
         }
-        sizes.ts = self.column(out, false)?;
+        sizes.ts = self.column(out)?;
         // lengths
         self.scratch.clear();
         for &l in &b.line_lengths[range.clone()] {
             put_uvarint(&mut self.scratch, u64::from(l));
         }
-        sizes.lengths = self.column(out, false)?;
-        // lines
-        self.scratch.clear();
+        sizes.lengths = self.column(out)?;
+        // lines, compressed from where they are (no copy)
         let from = b.line_offsets[range.start] as usize;
         let to = b.line_offsets[range.end] as usize;
-        self.scratch.extend_from_slice(&b.line_data[from..to]);
-        sizes.lines = self.column(out, true)?;
+        sizes.lines = encode_column(
+            &mut self.zstd_lines,
+            &mut self.packed,
+            &b.line_data[from..to],
+            out,
+        )?;
         // metadata
         if !b.metadata_offsets.is_empty() {
             let ids_from = b.metadata_offsets[range.start] as usize;
@@ -116,40 +119,45 @@ impl BlockEncoder {
                         put_uvarint(&mut self.scratch, u64::from(remap[id as usize]));
                     }
                 }
-                sizes.meta = self.column(out, false)?;
+                sizes.meta = self.column(out)?;
             }
         }
         Ok(sizes)
     }
 
-    fn column(&mut self, out: &mut Vec<u8>, lines: bool) -> std::io::Result<u32> {
-        let start = out.len();
-        let raw = &self.scratch;
-        let mut codec = CODEC_RAW;
-        if raw.len() >= 64 {
-            let z = if lines {
-                &mut self.zstd_lines
-            } else {
-                &mut self.zstd_small
-            };
-            self.packed.clear();
-            self.packed
-                .reserve(zstd::zstd_safe::compress_bound(raw.len()));
-            z.compress_to_buffer(raw, &mut self.packed)?;
-            if self.packed.len() + self.packed.len() / 8 < raw.len() {
-                codec = CODEC_ZSTD;
-            }
-        }
-        out.push(codec);
-        put_uvarint(out, raw.len() as u64);
-        if codec == CODEC_ZSTD {
-            out.extend_from_slice(&self.packed);
-        } else {
-            out.extend_from_slice(raw);
-        }
-        u32::try_from(out.len() - start)
-            .map_err(|_| std::io::Error::other("block column larger than 4 GiB"))
+    /// Encodes `scratch` as a small column (timestamps, lengths, metadata).
+    fn column(&mut self, out: &mut Vec<u8>) -> std::io::Result<u32> {
+        encode_column(&mut self.zstd_small, &mut self.packed, &self.scratch, out)
     }
+}
+
+/// Appends `raw` as a column to `out`: zstd-compressed with `z` when that saves at least
+/// a ninth, else as it is. Returns the column's encoded size.
+fn encode_column(
+    z: &mut zstd::bulk::Compressor<'static>,
+    packed: &mut Vec<u8>,
+    raw: &[u8],
+    out: &mut Vec<u8>,
+) -> std::io::Result<u32> {
+    let start = out.len();
+    let mut codec = CODEC_RAW;
+    if raw.len() >= 64 {
+        packed.clear();
+        packed.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        z.compress_to_buffer(raw, packed)?;
+        if packed.len() + packed.len() / 8 < raw.len() {
+            codec = CODEC_ZSTD;
+        }
+    }
+    out.push(codec);
+    put_uvarint(out, raw.len() as u64);
+    if codec == CODEC_ZSTD {
+        out.extend_from_slice(packed);
+    } else {
+        out.extend_from_slice(raw);
+    }
+    u32::try_from(out.len() - start)
+        .map_err(|_| std::io::Error::other("block column larger than 4 GiB"))
 }
 
 /// Decompression context and scratch space, reused across blocks.

@@ -45,7 +45,9 @@ fn trigram_of(w: &[u8]) -> u64 {
 
 /// Builds a filter from the lines of one block.
 pub struct FilterBuilder {
-    words: Vec<u64>,
+    /// A fixed-size array: every index is provably in bounds, so setting a bit compiles to
+    /// no check (building filters is a tenth of ingest CPU).
+    words: Box<[u64; MAX_BITS / 64]>,
 }
 
 impl Default for FilterBuilder {
@@ -57,7 +59,7 @@ impl Default for FilterBuilder {
 impl FilterBuilder {
     pub fn new() -> FilterBuilder {
         FilterBuilder {
-            words: vec![0u64; MAX_BITS / 64],
+            words: Box::new([0u64; MAX_BITS / 64]),
         }
     }
 
@@ -72,7 +74,7 @@ impl FilterBuilder {
             return;
         }
         let mask = (MAX_BITS - 1) as u64;
-        let words = &mut self.words[..];
+        let words = &mut *self.words;
         let mut set = |t: u64| {
             let bit = trigram_hash(t) & mask;
             words[(bit >> 6) as usize] |= 1u64 << (bit & 63);
@@ -98,7 +100,7 @@ impl FilterBuilder {
 
     /// The folded bitmap, as little-endian bytes; its length (a power of two) gives its size.
     pub fn finish_into(&self, out: &mut Vec<u8>) {
-        let mut words: Vec<u64> = self.words.clone();
+        let mut words: Vec<u64> = self.words.to_vec();
         let mut n = words.len();
         while n * 64 > MIN_BITS {
             let half = n / 2;

@@ -110,7 +110,8 @@ impl HeadStream {
         }
         // In-order entries (the usual case) are moved, not copied.
         let chunk = if is_strictly_sorted(&self.active) {
-            let batch = std::mem::take(&mut self.active);
+            let mut batch = std::mem::take(&mut self.active);
+            trim(&mut batch);
             HeadChunk {
                 min_ts: batch.timestamps.first().copied().unwrap_or(0),
                 max_ts: batch.timestamps.last().copied().unwrap_or(0),
@@ -153,6 +154,23 @@ impl HeadStream {
     pub fn entries(&self) -> usize {
         self.frozen.iter().map(|c| c.batch.len()).sum::<usize>() + self.active.len()
     }
+}
+
+/// Frees the spare capacity of a chunk's columns when it is more than an eighth: a frozen
+/// chunk never grows, and doubling can leave it half empty (in place for the allocator).
+fn trim(b: &mut Batch) {
+    fn fit<T>(v: &mut Vec<T>) {
+        if v.capacity() > v.len() + v.len() / 8 {
+            v.shrink_to_fit();
+        }
+    }
+    fit(&mut b.timestamps);
+    fit(&mut b.line_lengths);
+    fit(&mut b.line_offsets);
+    fit(&mut b.line_data);
+    fit(&mut b.metadata_offsets);
+    fit(&mut b.metadata_ids);
+    fit(&mut b.metadata_dict);
 }
 
 /// Whether entries are in timestamp order without exact duplicates.

@@ -139,6 +139,33 @@ pub(crate) struct Shared {
     pub maintain_lock: Mutex<()>,
     /// Set once the disk budget could not be met with only the newest data left (logged once).
     pub budget_unmet: std::sync::atomic::AtomicBool,
+    /// WAL record buffers handed back by the commit thread, for the next appends: a push
+    /// of 1 MiB would otherwise map, fault in and unmap a fresh megabyte every time.
+    pub record_pool: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Record buffers kept for reuse at most, and the largest kept (bigger ones are freed).
+const RECORD_POOL: usize = 8;
+const RECORD_POOL_MAX_BYTES: usize = 2 << 20;
+
+impl Shared {
+    /// An empty record buffer with room for `bytes`, reused when one is free.
+    pub fn take_record(&self, bytes: usize) -> Vec<u8> {
+        let mut b = self.record_pool.lock().pop().unwrap_or_default();
+        b.clear();
+        b.reserve(bytes);
+        b
+    }
+
+    /// Hands a record buffer back once the commit thread is done with it.
+    pub fn give_record(&self, b: Vec<u8>) {
+        if b.capacity() <= RECORD_POOL_MAX_BYTES {
+            let mut pool = self.record_pool.lock();
+            if pool.len() < RECORD_POOL {
+                pool.push(b);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -289,6 +316,7 @@ impl Store {
             maintain_tx: Mutex::new(None),
             maintain_lock: Mutex::new(()),
             budget_unmet: std::sync::atomic::AtomicBool::new(false),
+            record_pool: Mutex::new(Vec::new()),
             cfg,
         });
         flush::load_parts(&shared)?;
@@ -383,7 +411,7 @@ impl Store {
         check_tenant(tenant)?;
         let oldest = self.oldest_acceptable();
         let mut report = AppendReport::default();
-        let mut record = Vec::with_capacity(
+        let mut record = self.shared.take_record(
             64 + streams
                 .iter()
                 .map(|s| 64 + s.entries.iter().map(|e| e.line.len() + 12).sum::<usize>())
@@ -408,6 +436,7 @@ impl Store {
         m.entries_rejected_too_old
             .fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
         if entries == 0 {
+            self.shared.give_record(record);
             return Ok(report);
         }
         if record.len() > wal::MAX_RECORD {

@@ -12,7 +12,7 @@
 pub mod record;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::StoreError;
@@ -91,19 +91,29 @@ impl Segment {
         self.len == 0
     }
 
-    /// Writes framed records; on error the segment is cut back to where it was, so a failed
-    /// batch leaves no partial record behind.
-    pub fn write(&mut self, framed: &[u8]) -> std::io::Result<()> {
-        match self.file.write_all(framed) {
-            Ok(()) => {
-                self.len += framed.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.file.set_len(self.len);
-                Err(e)
+    /// Writes framed records, in order, with as few `writev` calls as the kernel allows; on
+    /// error the segment is cut back to where it was, so a failed batch leaves no partial
+    /// record behind.
+    pub fn write(&mut self, framed: &[&[u8]]) -> std::io::Result<()> {
+        let mut slices: Vec<IoSlice<'_>> = framed.iter().map(|r| IoSlice::new(r)).collect();
+        let total: usize = framed.iter().map(|r| r.len()).sum();
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            match self.file.write_vectored(left) {
+                Ok(0) => {
+                    let _ = self.file.set_len(self.len);
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                Ok(n) => IoSlice::advance_slices(&mut left, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = self.file.set_len(self.len);
+                    return Err(e);
+                }
             }
         }
+        self.len += total as u64;
+        Ok(())
     }
 
     pub fn sync(&mut self) -> std::io::Result<()> {
