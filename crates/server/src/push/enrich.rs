@@ -67,14 +67,29 @@ fn level_of(
 }
 
 /// Whether the level can only come from a level word in the line: no level field in the
-/// metadata, and a line that is neither JSON nor logfmt (no `{`, no `=`). Most lines of
-/// plain-text logs: for them the level is [`detect::keyword_level`] of the line, found
+/// metadata, and no level field name in the line. Every name in [`detect::LEVEL_FIELDS`]
+/// holds `level`, `severity` or `lvl`, so a JSON or logfmt line without those words (most
+/// text logs, many logfmt ones) gets its level from [`detect::keyword_level`], found
 /// without the UTF-8 check and the JSON and logfmt probes of [`detect::detected_level`].
 fn is_plain(metadata: &[(Cow<'_, str>, Cow<'_, str>)], line: &[u8]) -> bool {
     !metadata
         .iter()
         .any(|(n, _)| n == DETECTED_LEVEL || detect::LEVEL_FIELDS.iter().any(|f| n == f))
-        && !line.iter().any(|&c| c == b'=' || c == b'{')
+        && !names_a_level_field(line)
+}
+
+/// Whether `level`, `severity` or `lvl` appears in the line, in any case.
+fn names_a_level_field(b: &[u8]) -> bool {
+    b.iter().enumerate().any(|(i, &c)| match c | 0x20 {
+        b'l' => {
+            let rest = &b[i..];
+            rest.len() >= 3
+                && (rest[..3].eq_ignore_ascii_case(b"lvl")
+                    || rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"level"))
+        }
+        b's' => b.len() - i >= 8 && b[i..i + 8].eq_ignore_ascii_case(b"severity"),
+        _ => false,
+    })
 }
 
 trait IntoStatic {
@@ -121,8 +136,9 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// The shortcut for plain lines finds the level Loki's rules in `logql::detect`
-        /// find, on lines made of level words, boundaries and noise.
+        /// The shortcut finds the level Loki's rules in `logql::detect` find, on lines
+        /// made of level words, boundaries, JSON and logfmt pieces with and without level
+        /// fields, and noise.
         #[test]
         fn plain_lines_get_the_level_logql_detects(
             parts in proptest::collection::vec(
@@ -133,7 +149,12 @@ mod tests {
                     ]).prop_map(str::to_string),
                     proptest::sample::select(vec![
                         " ", "\t", "[", "]", "(", ")", ":", ",", "!", "\"", "'", "|", "}",
-                        "-", ".", "/", "\n",
+                        "-", ".", "/", "\n", "{", "=",
+                    ]).prop_map(str::to_string),
+                    proptest::sample::select(vec![
+                        "level=", "LVL=warn ", "Severity=", "lvl", "\"level\":\"", "{\"msg\":\"",
+                        "{\"severity\":\"error\"}", "\"}", "{\"log\":{\"level\":\"debug\"}}",
+                        "x=1 ", "status=500 ", "severity_text=fatal",
                     ]).prop_map(str::to_string),
                     "[a-zA-Z0-9 ]{0,6}",
                     proptest::collection::vec(any::<u8>(), 0..4)
