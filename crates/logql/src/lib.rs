@@ -17,6 +17,7 @@ pub mod ast;
 pub mod detect;
 pub mod engine;
 mod eval;
+pub mod fields;
 mod lexer;
 mod parser;
 pub mod pipeline;

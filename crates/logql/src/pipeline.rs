@@ -19,7 +19,7 @@ mod extract;
 mod format;
 mod hints;
 mod ip;
-mod json;
+pub(crate) mod json;
 mod json_expr;
 mod label_filter;
 mod label_regex;
@@ -29,7 +29,7 @@ mod logfmt;
 mod pattern;
 pub(crate) mod regex_go;
 mod required;
-mod text;
+pub(crate) mod text;
 
 use std::sync::Arc;
 
@@ -260,11 +260,25 @@ impl Pipeline {
         self
     }
 
+    /// The labels a metric pipeline of `| json` (without parameters) and label filters
+    /// takes from each line, when its hints name them: then a line's outcome depends only
+    /// on its top-level members of those names, and write-time field columns
+    /// ([`crate::fields`]) can stand in for the line.
+    pub fn json_field_names(&self) -> Option<Vec<String>> {
+        let (first, rest) = self.steps.split_first()?;
+        if !matches!(first, Step::Json) || !rest.iter().all(|s| matches!(s, Step::LabelFilter(_))) {
+            return None;
+        }
+        self.hints.named_only().map(<[String]>::to_vec)
+    }
+
     /// Whether any stage reads the stored line; when not, storage need not decompress
     /// lines (the caller still needs them to return lines or count bytes).
     pub fn needs_lines(&self) -> bool {
         for s in &self.steps {
             match s {
+                // Hints that need no label: the parsers do not run.
+                Step::Json | Step::Logfmt(_) if self.hints.none() => {}
                 Step::LineFilter(_)
                 | Step::Json
                 | Step::JsonExpr(_)

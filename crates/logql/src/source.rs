@@ -52,6 +52,11 @@ pub struct Select<'a> {
     pub direction: Direction,
     pub columns: Columns,
     pub required: Option<&'a RequiredText>,
+    /// The label names the query takes from lines, when field columns written at ingest
+    /// ([`crate::fields`]) may stand in for the lines: storage then hands out, for a block
+    /// whose columns cover these names ([`crate::fields::Fields::plan`]), its
+    /// [`Batch::fields`] without lines, and the lines of every other source.
+    pub fields: Option<&'a [String]>,
 }
 
 /// Why storage could not answer. Storage errors are the server's fault (HTTP 500), except
@@ -104,6 +109,9 @@ pub struct Batch {
     /// has any, else empty (no entry has metadata).
     pub metadata_offsets: Vec<u32>,
     pub metadata_ids: Vec<u32>,
+    /// The lines' field columns, when [`Select::fields`] was asked and the entries come
+    /// from one block whose columns cover the names; the lines are then not read.
+    pub fields: Option<Box<crate::fields::Fields>>,
 }
 
 impl Batch {
@@ -145,6 +153,7 @@ impl Batch {
         self.metadata_dict.clear();
         self.metadata_offsets.clear();
         self.metadata_ids.clear();
+        self.fields = None;
     }
 }
 
@@ -216,7 +225,11 @@ impl Source for MemorySource {
                 labels,
                 entries: sel,
                 done: false,
-                columns: req.columns,
+                // No field columns here: lines stand in for them.
+                columns: Columns {
+                    lines: req.columns.lines || req.fields.is_some(),
+                    ..req.columns
+                },
                 batch: Batch::default(),
             }));
         }

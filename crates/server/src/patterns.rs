@@ -196,6 +196,7 @@ pub fn mine(
             metadata: true,
         },
         required: None,
+        fields: None,
     })?;
     // The same streams in the same order every time, whatever order storage keeps them in.
     cursors.sort_by(|a, b| a.labels().cmp(b.labels()));

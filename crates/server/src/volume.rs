@@ -180,6 +180,7 @@ fn bucket_bytes(src: &dyn Source, req: &Request) -> Result<Vec<Vec<(Labels, u64)
             metadata: true,
         },
         required: None,
+        fields: None,
     };
     // Each step as Loki asks its index: whole seconds, in milliseconds.
     let steps_ms: Vec<(i64, i64)> = req

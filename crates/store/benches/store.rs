@@ -271,6 +271,7 @@ fn bench_queries(c: &mut Criterion) {
             metadata: false,
         },
         required: Some(&needle),
+        fields: None,
     };
     let mut found = 0;
     scan(&store, &sel, |b| {
@@ -300,6 +301,7 @@ fn bench_queries(c: &mut Criterion) {
             metadata: false,
         },
         required: None,
+        fields: None,
     };
     let minutes = ((end - start) / MINUTE + 1) as usize;
     let mut counts = vec![0u64; minutes];

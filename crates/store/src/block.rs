@@ -7,13 +7,18 @@
 //! lengths      line lengths (varint)                                ─┘ (one ranged read)
 //! lines        the lines concatenated                               ── only with Columns::lines
 //! metadata     per-block dictionary of (name, value), per entry ids ── only with Columns::metadata
+//! fields       JSON members' tokens, per name a dictionary and codes ── only with Columns::fields
 //! ```
+//!
+//! The fields column is there only when every line of the block is a JSON object
+//! ([`logql::fields`]); it is small (names with few distinct values in a block only).
 //!
 //! Each column is `codec u8, raw length varint, payload`; the codec is zstd or raw,
 //! whichever is smaller (raw wins for short columns, where zstd's frame costs more than it
 //! saves). In memory a decoded block is a [`logql::Batch`], the type cursors hand out.
 
 use logql::Batch;
+use logql::fields::{FieldColumn, Fields, FieldsWriter};
 
 use crate::codec::{Corrupt, Decoder, put_bytes, put_ivarint, put_uvarint};
 
@@ -31,6 +36,7 @@ pub struct BlockEncoder {
     zstd_small: zstd::bulk::Compressor<'static>,
     scratch: Vec<u8>,
     packed: Vec<u8>,
+    fields: FieldsWriter,
 }
 
 /// Where each encoded column of a block ended up, relative to the block start.
@@ -40,6 +46,7 @@ pub struct ColumnSizes {
     pub lengths: u32,
     pub lines: u32,
     pub meta: u32,
+    pub fields: u32,
 }
 
 impl BlockEncoder {
@@ -50,6 +57,7 @@ impl BlockEncoder {
             zstd_small: zstd::bulk::Compressor::new(1)?,
             scratch: Vec::new(),
             packed: Vec::new(),
+            fields: FieldsWriter::new(),
         })
     }
 
@@ -122,12 +130,46 @@ impl BlockEncoder {
                 sizes.meta = self.column(out)?;
             }
         }
+        // fields, when the lines are JSON objects
+        self.fields.reset();
+        if b.line(range.start).trim_ascii_start().first() == Some(&b'{') {
+            for i in range.clone() {
+                if !self.fields.add(b.line(i)) {
+                    break;
+                }
+            }
+        }
+        if let Some(f) = self.fields.finish() {
+            self.scratch.clear();
+            encode_fields(&f, &mut self.scratch);
+            sizes.fields = self.column(out)?;
+        }
         Ok(sizes)
     }
 
     /// Encodes `scratch` as a small column (timestamps, lengths, metadata).
     fn column(&mut self, out: &mut Vec<u8>) -> std::io::Result<u32> {
         encode_column(&mut self.zstd_small, &mut self.packed, &self.scratch, out)
+    }
+}
+
+fn encode_fields(f: &Fields, out: &mut Vec<u8>) {
+    put_uvarint(out, f.columns.len() as u64);
+    for c in &f.columns {
+        put_bytes(out, c.name.as_bytes());
+        put_uvarint(out, c.tokens.len() as u64);
+        for t in c.tokens.iter() {
+            put_bytes(out, t);
+        }
+    }
+    for c in &f.columns {
+        out.extend_from_slice(&c.codes);
+    }
+    for names in [&f.uncovered, &f.nested] {
+        put_uvarint(out, names.len() as u64);
+        for n in names {
+            put_bytes(out, n.as_bytes());
+        }
     }
 }
 
@@ -294,6 +336,47 @@ impl BlockDecoder {
     }
 }
 
+impl BlockDecoder {
+    /// Decodes the fields column of a block of `count` entries.
+    pub fn fields(&mut self, col: &[u8], count: usize) -> Result<Fields, Corrupt> {
+        let mut raw = std::mem::take(&mut self.scratch);
+        let r = self.column_into(col, &mut raw).and_then(|()| {
+            let mut d = Decoder::new(&raw);
+            let mut f = Fields::default();
+            let n = d.count(2)?;
+            for _ in 0..n {
+                let name = d.str()?.to_string();
+                let k = d.count(1)?;
+                let mut tokens = Vec::with_capacity(k);
+                for _ in 0..k {
+                    tokens.push(d.bytes()?.to_vec());
+                }
+                f.columns.push(FieldColumn {
+                    name,
+                    tokens: std::sync::Arc::new(tokens),
+                    codes: Vec::new(),
+                });
+            }
+            for c in &mut f.columns {
+                let codes = d.take(count)?;
+                if codes.iter().any(|&k| usize::from(k) > c.tokens.len()) {
+                    return Err(Corrupt);
+                }
+                c.codes = codes.to_vec();
+            }
+            for names in [&mut f.uncovered, &mut f.nested] {
+                let n = d.count(1)?;
+                for _ in 0..n {
+                    names.push(d.str()?.to_string());
+                }
+            }
+            Ok(f)
+        });
+        self.scratch = raw;
+        r
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +410,39 @@ mod tests {
             }
         }
         b
+    }
+
+    #[test]
+    fn fields_round_trip_and_bad_codes_are_refused() {
+        let b = batch(&[
+            (1, r#"{"level":"info","n":1}"#, &[]),
+            (2, r#" {"level":"error"}"#, &[]),
+        ]);
+        let mut enc = BlockEncoder::new(1).unwrap();
+        let mut out = Vec::new();
+        let sizes = enc.encode(&b, 0..2, &mut out).unwrap();
+        assert!(sizes.fields > 0);
+        let start = (sizes.ts + sizes.lengths + sizes.lines + sizes.meta) as usize;
+        let col = &out[start..start + sizes.fields as usize];
+        let mut dec = BlockDecoder::new().unwrap();
+        let f = dec.fields(col, 2).unwrap();
+        assert_eq!(f.columns[0].name, "level");
+        assert_eq!(f.columns[0].codes, vec![1, 2]);
+        assert_eq!(f.columns[1].codes, vec![1, 0]);
+        // A wrong entry count, or a code past the tokens, is damage.
+        assert!(dec.fields(col, 3).is_err());
+        let mut raw = Vec::new();
+        encode_fields(&f, &mut raw);
+        let last = raw.len() - 3; // the second column's last code, before two empty lists
+        raw[last] = 9;
+        let mut bad = vec![CODEC_RAW];
+        put_uvarint(&mut bad, raw.len() as u64);
+        bad.extend_from_slice(&raw);
+        assert!(dec.fields(&bad, 2).is_err());
+        // Text lines get no fields column.
+        let t = batch(&[(1, "plain", &[]), (2, r#"{"a":1}"#, &[])]);
+        let mut out = Vec::new();
+        assert_eq!(enc.encode(&t, 0..2, &mut out).unwrap().fields, 0);
     }
 
     #[test]

@@ -223,6 +223,7 @@ fn count_with(store: &Store, required: Option<&RequiredText>) -> usize {
         direction: Direction::Forward,
         columns: ALL_COLUMNS,
         required,
+        fields: None,
     };
     read_select(&r, &sel).iter().map(|s| s.1.len()).sum()
 }

@@ -94,6 +94,7 @@ pub(crate) fn eval(
             metadata: true,
         },
         required: required.as_ref(),
+        fields: None,
     };
     let forward = direction == Direction::Forward;
     let mut cursors = ctx.src.select(&select)?;

@@ -330,8 +330,10 @@ fn range_aggregation(
             continue;
         }
         if s.error.is_some() {
+            // The earliest error; between equal times the first series by labels, so the
+            // answer does not depend on which worker read which stream.
             let t = s.first_ts;
-            if first_error.is_none_or(|(ft, _)| t < ft) {
+            if first_error.is_none_or(|(ft, fi)| (t, &s.labels) < (ft, &samples[fi].labels)) {
                 first_error = Some((t, i));
             }
             continue;

@@ -18,6 +18,7 @@ use protocol::{Label, Labels};
 use super::{Ctx, Steps, group_labels};
 use crate::ast::{Grouping, RangeAggregation, RangeOp};
 use crate::engine::QueryError;
+use crate::pipeline::LabelSet;
 use crate::pipeline::Pipeline;
 use crate::source::{Batch, Columns, Direction, Select, StreamCursor};
 
@@ -176,16 +177,18 @@ pub(crate) fn collect(
     let bytes = matches!(r.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
     let has_stages = !range.log.pipeline.is_empty() || range.unwrap.is_some();
     let required = pipeline.required_text();
+    let field_names = pipeline.json_field_names();
     let select = Select {
         matchers: &range.log.selector,
         start: steps.start - range.offset - range.interval + 1,
         end: steps.end() - range.offset + 1,
         direction: Direction::Forward,
         columns: Columns {
-            lines: pipeline.needs_lines() || (bytes && has_stages),
+            lines: (pipeline.needs_lines() || (bytes && has_stages)) && field_names.is_none(),
             metadata: has_stages || *group != SampleGroup::NoLabels,
         },
         required: required.as_ref(),
+        fields: field_names.as_deref(),
     };
     // The unwrapped label is not part of the series, unless grouping keeps it.
     let group = match (group, &range.unwrap) {
@@ -207,6 +210,7 @@ pub(crate) fn collect(
         has_stages,
         unwrap: range.unwrap.is_some(),
         buckets: BucketGeometry::for_range(r, steps),
+        field_names,
     };
     let results: Vec<Result<Acc, QueryError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..ctx.workers())
@@ -278,6 +282,42 @@ struct Job<'a> {
     has_stages: bool,
     unwrap: bool,
     buckets: Option<BucketGeometry>,
+    /// The labels the pipeline takes from lines, when field columns can stand in for them.
+    field_names: Option<Vec<String>>,
+}
+
+/// What the pipeline made of one combination of field tokens and metadata: the series and
+/// value of the sample, or no sample.
+type FieldOutcome = Option<(usize, f64)>;
+
+/// Hashes the small integer keys of field-column combinations (Fx-style: SipHash was an
+/// eighth of such a query's time). The keys are codes storage wrote, not request input.
+#[derive(Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl IntHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.add(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64);
+    }
 }
 
 impl Job<'_> {
@@ -404,10 +444,59 @@ impl Job<'_> {
         let mut sp = self.pipeline.for_stream(stream_labels);
         // Label-set hash to series, for this stream.
         let mut cache: HashMap<u64, usize> = HashMap::new();
+        let mut by_fields: HashMap<
+            Vec<u32>,
+            FieldOutcome,
+            std::hash::BuildHasherDefault<IntHasher>,
+        > = HashMap::default();
         let mut hint = (0, 0, 0);
         while let Some(batch) = cursor.next_batch()? {
             self.ctx.check_time()?;
             let mut held = 0;
+            if let (Some(names), Some(fields)) = (&self.field_names, &batch.fields)
+                && let Some(plan) = fields.plan(names)
+            {
+                // The pipeline runs once per distinct combination of the tokens it reads
+                // (and the metadata), on a line of just those members.
+                by_fields.clear();
+                let mut key: Vec<u32> = Vec::new();
+                let mut line = Vec::new();
+                for i in 0..batch.len() {
+                    key.clear();
+                    key.extend(plan.iter().map(|&c| u32::from(fields.columns[c].codes[i])));
+                    key.extend_from_slice(metadata_ids(batch, i));
+                    let ts = batch.timestamps[i];
+                    let outcome = match by_fields.get(key.as_slice()) {
+                        Some(o) => *o,
+                        None => {
+                            crate::fields::synthetic_line(&mut line, fields, &plan, i);
+                            let o = match sp.process(ts, &line, batch.metadata(i)) {
+                                None => None,
+                                Some(p) => match (self.unwrap, p.value) {
+                                    (true, None) => None,
+                                    (_, v) => Some((
+                                        self.series_of(p.labels, acc, &mut cache)?,
+                                        v.unwrap_or(1.0),
+                                    )),
+                                },
+                            };
+                            by_fields.insert(key.clone(), o);
+                            o
+                        }
+                    };
+                    let Some((idx, v)) = outcome else { continue };
+                    let value = if self.unwrap {
+                        v
+                    } else if self.bytes {
+                        batch.line_lengths[i] as f64
+                    } else {
+                        1.0
+                    };
+                    held += self.add(&mut acc.series[idx], ts, value, &mut hint);
+                }
+                self.ctx.charge(held)?;
+                continue;
+            }
             for i in 0..batch.len() {
                 let ts = batch.timestamps[i];
                 let Some(p) = sp.process(ts, batch.line(i), batch.metadata(i)) else {
@@ -423,39 +512,48 @@ impl Job<'_> {
                 } else {
                     1.0
                 };
-                // A line with an error keeps all its labels (Loki groups only clean
-                // samples); the error fails the query unless a parser preserved it.
-                let error = p.labels.get(ERROR_LABEL);
-                let report = error.filter(|_| p.labels.get(PRESERVE_ERROR_LABEL) != Some("true"));
-                let key = if error.is_some() {
-                    p.labels.hash()
-                } else {
-                    match self.group {
-                        SampleGroup::All => p.labels.hash(),
-                        SampleGroup::By(n) => p.labels.hash_grouped(n, false),
-                        SampleGroup::Without(n) => p.labels.hash_grouped(n, true),
-                        SampleGroup::NoLabels => 0,
-                    }
-                };
-                let idx = match cache.get(&key) {
-                    Some(&i) => i,
-                    None => {
-                        let all = p.labels.to_labels();
-                        let labels = if error.is_some() {
-                            all
-                        } else {
-                            self.group.apply(all)
-                        };
-                        let idx = self.series(acc, labels, report.map(str::to_string))?;
-                        cache.insert(key, idx);
-                        idx
-                    }
-                };
+                let idx = self.series_of(p.labels, acc, &mut cache)?;
                 held += self.add(&mut acc.series[idx], ts, value, &mut hint);
             }
             self.ctx.charge(held)?;
         }
         Ok(())
+    }
+
+    /// The series of a sample with these pipeline labels; `cache` maps label-set hashes
+    /// to series for the stream.
+    fn series_of(
+        &self,
+        labels: &LabelSet,
+        acc: &mut Acc,
+        cache: &mut HashMap<u64, usize>,
+    ) -> Result<usize, QueryError> {
+        // A line with an error keeps all its labels (Loki groups only clean samples); the
+        // error fails the query unless a parser preserved it.
+        let error = labels.get(ERROR_LABEL);
+        let report = error.filter(|_| labels.get(PRESERVE_ERROR_LABEL) != Some("true"));
+        let key = if error.is_some() {
+            labels.hash()
+        } else {
+            match self.group {
+                SampleGroup::All => labels.hash(),
+                SampleGroup::By(n) => labels.hash_grouped(n, false),
+                SampleGroup::Without(n) => labels.hash_grouped(n, true),
+                SampleGroup::NoLabels => 0,
+            }
+        };
+        if let Some(&i) = cache.get(&key) {
+            return Ok(i);
+        }
+        let all = labels.to_labels();
+        let grouped = if error.is_some() {
+            all
+        } else {
+            self.group.apply(all)
+        };
+        let idx = self.series(acc, grouped, report.map(str::to_string))?;
+        cache.insert(key, idx);
+        Ok(idx)
     }
 }
 

@@ -145,6 +145,19 @@ impl Hints {
         }
     }
 
+    /// The names to extract, when the hints narrow extraction to some names and no early
+    /// filter can drop a line halfway through parsing it: then what a parser makes of a
+    /// line depends only on the members with those names.
+    pub(crate) fn named_only(&self) -> Option<&[String]> {
+        (!self.no_labels && !self.required.is_empty() && self.early.filters.is_empty())
+            .then_some(self.required.as_slice())
+    }
+
+    /// The parsers do not run at all.
+    pub(crate) fn none(&self) -> bool {
+        self.no_labels
+    }
+
     pub(crate) fn should_extract(&self, name: &str) -> bool {
         self.required.is_empty() || self.required.iter().any(|r| r == name)
     }

@@ -3,7 +3,7 @@
 //! one ranged read from the end of the file.
 //!
 //! ```text
-//! [block 0: ts | lengths | lines | metadata | filter] [block 1 ...] ...
+//! [block 0: ts | lengths | lines | metadata | fields | filter] [block 1 ...] ...
 //! [index: zstd of  version, min_ts, max_ts, superseded parts, streams, blocks]
 //! [footer, 32 bytes: index_offset u64 | index_len u32 | index_raw_len u32 | crc32 u32 |
 //!                    format u32 | magic "KIROKUP1"]
@@ -19,7 +19,8 @@ use crate::codec::{Corrupt, Decoder, put_bytes, put_ivarint, put_u32, put_u64, p
 
 pub const FOOTER_LEN: usize = 32;
 const MAGIC: &[u8; 8] = b"KIROKUP1";
-const FORMAT: u32 = 1;
+/// 2 added the fields column to blocks; parts of format 1 are still read.
+const FORMAT: u32 = 2;
 
 /// A block as the index describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,12 +61,27 @@ impl BlockMeta {
             u64::from(c.meta),
         )
     }
+    pub fn fields_range(&self) -> (u64, u64) {
+        let c = &self.columns;
+        (
+            self.offset
+                + u64::from(c.ts)
+                + u64::from(c.lengths)
+                + u64::from(c.lines)
+                + u64::from(c.meta),
+            u64::from(c.fields),
+        )
+    }
     pub fn filter_range(&self) -> (u64, u64) {
         (self.offset + self.columns_len(), u64::from(self.filter_len))
     }
     pub fn columns_len(&self) -> u64 {
         let c = &self.columns;
-        u64::from(c.ts) + u64::from(c.lengths) + u64::from(c.lines) + u64::from(c.meta)
+        u64::from(c.ts)
+            + u64::from(c.lengths)
+            + u64::from(c.lines)
+            + u64::from(c.meta)
+            + u64::from(c.fields)
     }
     /// Bytes of the block in the file: columns and filter.
     pub fn stored_len(&self) -> u64 {
@@ -130,6 +146,7 @@ impl PartIndex {
             put_uvarint(&mut raw, u64::from(b.columns.lengths));
             put_uvarint(&mut raw, u64::from(b.columns.lines));
             put_uvarint(&mut raw, u64::from(b.columns.meta));
+            put_uvarint(&mut raw, u64::from(b.columns.fields));
             put_uvarint(&mut raw, u64::from(b.filter_len));
         }
         let packed = zstd::bulk::compress(&raw, 3)?;
@@ -152,6 +169,7 @@ pub struct Footer {
     pub index_len: u32,
     index_raw_len: u32,
     crc: u32,
+    format: u32,
 }
 
 impl Footer {
@@ -165,8 +183,9 @@ impl Footer {
             index_len: d.u32()?,
             index_raw_len: d.u32()?,
             crc: d.u32()?,
+            format: d.u32()?,
         };
-        if d.u32()? != FORMAT
+        if !(1..=FORMAT).contains(&f.format)
             || f.index_offset + u64::from(f.index_len) + FOOTER_LEN as u64 != file_len
         {
             return Err(Corrupt);
@@ -181,7 +200,7 @@ impl Footer {
         let raw =
             zstd::bulk::decompress(packed, self.index_raw_len as usize).map_err(|_| Corrupt)?;
         let mut d = Decoder::new(&raw);
-        if d.uvarint()? != u64::from(FORMAT) {
+        if d.uvarint()? != u64::from(self.format) {
             return Err(Corrupt);
         }
         let mut idx = PartIndex {
@@ -229,6 +248,7 @@ impl Footer {
                 lengths: u32v(&mut d)?,
                 lines: u32v(&mut d)?,
                 meta: u32v(&mut d)?,
+                fields: if self.format >= 2 { u32v(&mut d)? } else { 0 },
             };
             let filter_len = u32v(&mut d)?;
             let b = BlockMeta {

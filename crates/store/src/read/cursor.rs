@@ -48,10 +48,15 @@ pub struct Cursor {
     dir: Direction,
     columns: Columns,
     required: Option<RequiredText>,
+    /// Names the query would take from field columns instead of lines.
+    fields: Option<Vec<String>>,
     out: Batch,
     io: Vec<u8>,
     /// The entries at one timestamp across open sources, as (open source, entry index).
     group: Vec<(usize, usize)>,
+    /// The output batch gets lines: always when the query asked for lines; when it asked
+    /// for fields, for batches from sources without them.
+    copy_lines: bool,
 }
 
 enum Data {
@@ -115,9 +120,11 @@ impl Cursor {
             dir: req.direction,
             columns: req.columns,
             required: req.required.cloned(),
+            fields: req.fields.map(<[String]>::to_vec),
             out: Batch::default(),
             io: Vec::new(),
             group: Vec::new(),
+            copy_lines: req.columns.lines,
         }
     }
 
@@ -169,7 +176,15 @@ impl Cursor {
     }
 
     fn open_source(&mut self, src: &Src) -> Result<Option<Open>, Gone> {
-        let lines = self.columns.lines || src.overlaps;
+        // With fields asked, a block whose fields cover the names and that overlaps
+        // nothing is read without its lines; every other source with them.
+        let fields = self.fields.as_deref().filter(|_| {
+            !self.columns.lines
+                && !src.overlaps
+                && matches!(&src.r, SourceRef::Block { part, block }
+                    if part.part.index.blocks[*block as usize].columns.fields > 0)
+        });
+        let mut lines = self.columns.lines || src.overlaps || self.fields.is_some();
         let data = match &src.r {
             SourceRef::Head(c) => Data::Head(c.clone()),
             SourceRef::Block { part, block } => {
@@ -208,6 +223,7 @@ impl Cursor {
                     *block,
                     meta,
                     lines,
+                    fields,
                     self.columns,
                     &mut self.io,
                 );
@@ -215,6 +231,11 @@ impl Cursor {
                 Data::Owned(r?)
             }
         };
+        if let Data::Owned(b) = &data
+            && b.fields.is_some()
+        {
+            lines = false;
+        }
         let ts = match &data {
             Data::Owned(b) => &b.timestamps,
             Data::Head(c) => &c.batch.timestamps,
@@ -243,7 +264,8 @@ impl Cursor {
         size: u64,
         block: u32,
         meta: &crate::part::index::BlockMeta,
-        lines: bool,
+        mut lines: bool,
+        fields: Option<&[String]>,
         columns: Columns,
         io: &mut Vec<u8>,
     ) -> Result<Batch, Gone> {
@@ -265,6 +287,15 @@ impl Cursor {
             .map_err(|_| corrupt())?;
         dec.lengths(len_col, n, &mut b.line_lengths)
             .map_err(|_| corrupt())?;
+        if let Some(names) = fields {
+            let (off, len) = meta.fields_range();
+            store.read_at(key, size, off, len, io).map_err(err)?;
+            let f = dec.fields(io, n).map_err(|_| corrupt())?;
+            if f.plan(names).is_some() {
+                b.fields = Some(Box::new(f));
+                lines = false;
+            }
+        }
         if lines {
             let (off, len) = meta.lines_range();
             store.read_at(key, size, off, len, io).map_err(err)?;
@@ -299,6 +330,7 @@ impl Cursor {
     /// Copies entry `idx` of open source `i` to the output.
     fn emit_at(&mut self, i: usize, idx: usize) {
         let cols = self.columns;
+        let copy_lines = self.copy_lines;
         let o = &mut self.open[i];
         let b = match &o.data {
             Data::Owned(b) => b,
@@ -307,7 +339,7 @@ impl Cursor {
         let out = &mut self.out;
         out.timestamps.push(b.timestamps[idx]);
         out.line_lengths.push(b.line_lengths[idx]);
-        if cols.lines {
+        if copy_lines {
             out.line_data.extend_from_slice(b.line(idx));
             out.line_offsets.push(out.line_data.len() as u32);
         }
@@ -341,6 +373,7 @@ impl Cursor {
     fn emit_run(&mut self, limit: Option<i64>) {
         let dir = self.dir;
         let cols = self.columns;
+        let copy_lines = self.copy_lines;
         let room = BATCH - self.out.len();
         let o = &mut self.open[0];
         let b = match &o.data {
@@ -377,7 +410,7 @@ impl Cursor {
                 out.timestamps.extend_from_slice(&b.timestamps[from..to]);
                 out.line_lengths
                     .extend_from_slice(&b.line_lengths[from..to]);
-                if cols.lines {
+                if copy_lines {
                     let base = out.line_data.len() as u32;
                     let (s, e) = (b.line_offsets[from], b.line_offsets[to]);
                     out.line_data
@@ -390,13 +423,38 @@ impl Cursor {
                 out.timestamps.extend(b.timestamps[from..to].iter().rev());
                 out.line_lengths
                     .extend(b.line_lengths[from..to].iter().rev());
-                if cols.lines {
+                if copy_lines {
                     for i in (from..to).rev() {
                         out.line_data.extend_from_slice(b.line(i));
                         out.line_offsets.push(out.line_data.len() as u32);
                     }
                 }
             }
+        }
+        if let Some(f) = &b.fields
+            && !copy_lines
+        {
+            // The only source of this batch (see `next_batch`).
+            let columns = f
+                .columns
+                .iter()
+                .map(|c| {
+                    let codes = &c.codes[from..to];
+                    logql::fields::FieldColumn {
+                        name: c.name.clone(),
+                        tokens: c.tokens.clone(),
+                        codes: match dir {
+                            Direction::Forward => codes.to_vec(),
+                            Direction::Backward => codes.iter().rev().copied().collect(),
+                        },
+                    }
+                })
+                .collect();
+            out.fields = Some(Box::new(logql::fields::Fields {
+                columns,
+                uncovered: f.uncovered.clone(),
+                nested: f.nested.clone(),
+            }));
         }
         if has_meta || !out.metadata_offsets.is_empty() {
             // Per entry (rare: metadata asked and present).
@@ -506,10 +564,28 @@ impl StreamCursor for Cursor {
         if self.columns.lines {
             self.out.line_offsets.push(0);
         }
+        // With fields asked, a batch holds either one block's entries with their fields
+        // (no lines) or entries of sources without fields, with lines.
+        let mut with_fields: Option<bool> = None;
         while self.out.len() < BATCH {
             self.fill()?;
             if self.open.is_empty() {
                 break;
+            }
+            if self.fields.is_some() && !self.columns.lines {
+                let has = self.open.len() == 1 && self.open[0].batch().fields.is_some();
+                match with_fields {
+                    None => {
+                        with_fields = Some(has);
+                        self.copy_lines = !has;
+                        if !has {
+                            self.out.line_offsets.push(0);
+                        }
+                    }
+                    Some(w) if w != has => break,
+                    Some(true) => break,
+                    Some(false) => {}
+                }
             }
             if self.open.len() == 1 {
                 // Fast path: one open source; copy up to the next source's bound.

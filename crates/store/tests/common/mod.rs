@@ -92,6 +92,7 @@ pub fn read(
         direction: dir,
         columns,
         required: None,
+        fields: None,
     };
     read_select(reader, &sel)
 }
