@@ -272,6 +272,23 @@ impl Pipeline {
         self.hints.named_only().map(<[String]>::to_vec)
     }
 
+    /// The labels the filters of a log pipeline of `| json` (without parameters) and label
+    /// filters read, when field columns can decide which lines the filters drop: a line
+    /// the pipeline drops when it runs on a one-object line of just these members (from
+    /// a block without nested objects) is dropped on the whole line too.
+    pub fn json_filter_names(&self) -> Option<Vec<String>> {
+        let (first, rest) = self.steps.split_first()?;
+        if !matches!(first, Step::Json)
+            || rest.is_empty()
+            || !rest.iter().all(|s| matches!(s, Step::LabelFilter(_)))
+            || !self.early.paired()
+            || self.referenced.is_empty()
+        {
+            return None;
+        }
+        Some(self.referenced.clone())
+    }
+
     /// Whether any stage reads the stored line; when not, storage need not decompress
     /// lines (the caller still needs them to return lines or count bytes).
     pub fn needs_lines(&self) -> bool {

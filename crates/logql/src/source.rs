@@ -55,7 +55,8 @@ pub struct Select<'a> {
     /// The label names the query takes from lines, when field columns written at ingest
     /// ([`crate::fields`]) may stand in for the lines: storage then hands out, for a block
     /// whose columns cover these names ([`crate::fields::Fields::plan`]), its
-    /// [`Batch::fields`] without lines, and the lines of every other source.
+    /// [`Batch::fields`] (with lines only when [`Columns::lines`] asks), and the lines of
+    /// every other source.
     pub fields: Option<&'a [String]>,
 }
 
@@ -129,6 +130,14 @@ impl Batch {
             return b"";
         }
         &self.line_data[self.line_offsets[i] as usize..self.line_offsets[i + 1] as usize]
+    }
+
+    /// The metadata ids of entry `i` (indexes into `metadata_dict`).
+    pub fn metadata_ids(&self, i: usize) -> &[u32] {
+        if self.metadata_offsets.is_empty() {
+            return &[];
+        }
+        &self.metadata_ids[self.metadata_offsets[i] as usize..self.metadata_offsets[i + 1] as usize]
     }
 
     /// The structured metadata of entry `i`.

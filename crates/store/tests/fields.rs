@@ -1,4 +1,4 @@
-//! Field columns change nothing a query answers: `| json` metric queries over parts, whose
+//! Field columns change nothing a query answers: `| json` queries over parts, whose
 //! blocks of JSON lines carry field columns, answer exactly what the same queries answer
 //! over the same entries in memory (where every line is parsed). The lines mix what the
 //! columns must get right: members that scan and lines that do not, nested objects,
@@ -28,6 +28,12 @@ const QUERIES: &[&str] = &[
     r#"sum by (detected_level) (count_over_time({app=~".+"} | json | level="error" [1m]))"#,
     r#"sum by (level, __error__) (count_over_time({app=~".+"} | json [1m]))"#,
     r#"sum(count_over_time({app=~".+"} | json [1m]))"#,
+    // Log queries: the columns only decide which lines the filters drop.
+    r#"{app=~".+"} | json | status >= 400"#,
+    r#"{app=~".+"} | json | level="error" or status > 300"#,
+    r#"{app=~".+"} | json | level=~"e.*" | a_b < 0"#,
+    r#"{app=~".+"} | json | absent!="1" | app="a1""#,
+    r#"{app=~".+"} | json | status="500", level!="info""#,
 ];
 
 /// A member of a JSON line: its name (as written) and its value token.
@@ -103,9 +109,9 @@ fn metadata(kind: u8) -> Vec<(String, String)> {
 
 fn answers(src: &dyn Source, start: i64, end: i64) -> Vec<String> {
     let engine = Engine::new(Limits::default());
-    QUERIES
-        .iter()
-        .map(|q| {
+    let mut out = Vec::new();
+    for q in QUERIES {
+        for (limit, direction) in [(100, Direction::Backward), (5, Direction::Forward)] {
             let r = engine.query_range(
                 src,
                 &RangeQuery {
@@ -114,17 +120,18 @@ fn answers(src: &dyn Source, start: i64, end: i64) -> Vec<String> {
                     end,
                     step: Some(60_000_000_000),
                     interval: None,
-                    limit: 100,
-                    direction: Direction::Backward,
+                    limit,
+                    direction,
                     categorize_labels: false,
                 },
             );
-            match r {
-                Ok(r) => format!("{q}\n{r:?}"),
+            out.push(match r {
+                Ok(r) => format!("{q} {limit} {direction:?}\n{r:?}"),
                 Err(e) => format!("{q}\nerror {}: {e}", e.status()),
-            }
-        })
-        .collect()
+            });
+        }
+    }
+    out
 }
 
 const T0: i64 = 1_700_000_000_000_000_000;

@@ -84,6 +84,7 @@ pub(crate) fn eval(
     let pipeline =
         Pipeline::new(&log.pipeline, None).map_err(|e| QueryError::Pipeline(e.to_string()))?;
     let required = pipeline.required_text();
+    let filter_names = pipeline.json_filter_names();
     let select = Select {
         matchers: &log.selector,
         start,
@@ -94,7 +95,7 @@ pub(crate) fn eval(
             metadata: true,
         },
         required: required.as_ref(),
-        fields: None,
+        fields: filter_names.as_deref(),
     };
     let forward = direction == Direction::Forward;
     let mut cursors = ctx.src.select(&select)?;
@@ -139,6 +140,7 @@ pub(crate) fn eval(
                     let mut w = Worker {
                         ctx,
                         pipeline: &pipeline,
+                        filter_names: filter_names.as_deref(),
                         forward,
                         limit: heap_limit,
                         cutoff,
@@ -189,6 +191,8 @@ type CachedLabels = (Arc<Labels>, Option<Arc<Categories>>);
 struct Worker<'c, 'p> {
     ctx: &'c Ctx<'c>,
     pipeline: &'p Pipeline,
+    /// The labels the filters read, when field columns may decide which lines they drop.
+    filter_names: Option<&'p [String]>,
     forward: bool,
     limit: usize,
     /// No entry beyond this time can be returned.
@@ -220,6 +224,11 @@ impl Worker<'_, '_> {
         // time, labels and line after the pipeline), as Loki's merge does.
         let mut same_ts: Vec<(Arc<Labels>, String)> = Vec::new();
         let mut cur_ts = i64::MIN;
+        // With field columns: whether the filters drop a combination of member tokens
+        // and metadata (decided on a line of just those members), per batch.
+        let mut drops: std::collections::HashMap<Vec<u32>, bool> = Default::default();
+        let mut key: Vec<u32> = Vec::new();
+        let mut synthetic = Vec::new();
         loop {
             if let (Some(b), Some(next)) = (self.bound(), cursor.peek_bound())
                 && worse(self.forward, next, b)
@@ -230,6 +239,11 @@ impl Worker<'_, '_> {
             let Some(batch) = cursor.next_batch()? else {
                 return Ok(());
             };
+            drops.clear();
+            let plan = match (&self.filter_names, &batch.fields) {
+                (Some(names), Some(f)) if f.nested.is_empty() => f.plan(names).map(|p| (f, p)),
+                _ => None,
+            };
             for i in 0..batch.len() {
                 pos += 1;
                 let ts = batch.timestamps[i];
@@ -237,6 +251,23 @@ impl Worker<'_, '_> {
                     && worse(self.forward, ts, b)
                 {
                     return Ok(());
+                }
+                if let Some((f, cols)) = &plan {
+                    key.clear();
+                    key.extend(cols.iter().map(|&c| u32::from(f.columns[c].codes[i])));
+                    key.extend(batch.metadata_ids(i));
+                    let drop = match drops.get(key.as_slice()) {
+                        Some(&d) => d,
+                        None => {
+                            crate::fields::synthetic_line(&mut synthetic, f, cols, i);
+                            let d = sp.process(ts, &synthetic, batch.metadata(i)).is_none();
+                            drops.insert(key.clone(), d);
+                            d
+                        }
+                    };
+                    if drop {
+                        continue;
+                    }
                 }
                 let Some(p) = sp.process(ts, batch.line(i), batch.metadata(i)) else {
                     continue;

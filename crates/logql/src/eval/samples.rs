@@ -412,7 +412,7 @@ impl Job<'_> {
                 continue;
             }
             for i in 0..batch.len() {
-                let ids = metadata_ids(batch, i);
+                let ids = batch.metadata_ids(i);
                 let idx = if ids.is_empty() {
                     no_meta
                 } else if let Some(&idx) = cache.get(ids) {
@@ -464,7 +464,7 @@ impl Job<'_> {
                 for i in 0..batch.len() {
                     key.clear();
                     key.extend(plan.iter().map(|&c| u32::from(fields.columns[c].codes[i])));
-                    key.extend_from_slice(metadata_ids(batch, i));
+                    key.extend_from_slice(batch.metadata_ids(i));
                     let ts = batch.timestamps[i];
                     let outcome = match by_fields.get(key.as_slice()) {
                         Some(o) => *o,
@@ -555,13 +555,6 @@ impl Job<'_> {
         cache.insert(key, idx);
         Ok(idx)
     }
-}
-
-fn metadata_ids(b: &Batch, i: usize) -> &[u32] {
-    if b.metadata_offsets.is_empty() {
-        return &[];
-    }
-    &b.metadata_ids[b.metadata_offsets[i] as usize..b.metadata_offsets[i + 1] as usize]
 }
 
 /// A stream's labels with an entry's structured metadata. A metadata name that is also a

@@ -51,6 +51,12 @@ impl EarlyFilters {
         }
     }
 
+    /// Every filter is paired with the label it reads, so each runs right after its own
+    /// label is set, whatever the order of the members in a line.
+    pub(crate) fn paired(&self) -> bool {
+        self.names.len() == self.filters.len()
+    }
+
     /// Adds an unwrap's post filters the way Loki reduces them: none is a filter that
     /// reads no label, one is itself, several are one `and` (left out).
     pub(crate) fn push_post(&mut self, post: &[Arc<Compiled>]) {

@@ -179,8 +179,7 @@ impl Cursor {
         // With fields asked, a block whose fields cover the names and that overlaps
         // nothing is read without its lines; every other source with them.
         let fields = self.fields.as_deref().filter(|_| {
-            !self.columns.lines
-                && !src.overlaps
+            !src.overlaps
                 && matches!(&src.r, SourceRef::Block { part, block }
                     if part.part.index.blocks[*block as usize].columns.fields > 0)
         });
@@ -233,6 +232,7 @@ impl Cursor {
         };
         if let Data::Owned(b) = &data
             && b.fields.is_some()
+            && !self.columns.lines
         {
             lines = false;
         }
@@ -293,7 +293,7 @@ impl Cursor {
             let f = dec.fields(io, n).map_err(|_| corrupt())?;
             if f.plan(names).is_some() {
                 b.fields = Some(Box::new(f));
-                lines = false;
+                lines = columns.lines;
             }
         }
         if lines {
@@ -431,9 +431,7 @@ impl Cursor {
                 }
             }
         }
-        if let Some(f) = &b.fields
-            && !copy_lines
-        {
+        if let Some(f) = &b.fields {
             // The only source of this batch (see `next_batch`).
             let columns = f
                 .columns
@@ -565,20 +563,20 @@ impl StreamCursor for Cursor {
             self.out.line_offsets.push(0);
         }
         // With fields asked, a batch holds either one block's entries with their fields
-        // (no lines) or entries of sources without fields, with lines.
+        // (and lines only when asked) or entries of sources without fields, with lines.
         let mut with_fields: Option<bool> = None;
         while self.out.len() < BATCH {
             self.fill()?;
             if self.open.is_empty() {
                 break;
             }
-            if self.fields.is_some() && !self.columns.lines {
+            if self.fields.is_some() {
                 let has = self.open.len() == 1 && self.open[0].batch().fields.is_some();
                 match with_fields {
                     None => {
                         with_fields = Some(has);
-                        self.copy_lines = !has;
-                        if !has {
+                        self.copy_lines = self.columns.lines || !has;
+                        if self.copy_lines && !self.columns.lines {
                             self.out.line_offsets.push(0);
                         }
                     }
