@@ -125,6 +125,21 @@ impl Params {
             .transpose()
     }
 
+    /// `step`, or Loki's default for `start..end` when absent; a step that is not
+    /// positive is refused with Loki's message (for endpoints that step on their own).
+    pub fn step_or_default(&self, start: i64, end: i64) -> Result<i64, ApiError> {
+        let step = match self.step()? {
+            Some(s) => s,
+            None => logql::engine::default_step(start, end),
+        };
+        if step <= 0 {
+            return Err(ApiError::bad_request(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        Ok(step)
+    }
+
     pub fn interval(&self) -> Result<Option<i64>, ApiError> {
         let Some(v) = self.get("interval") else {
             return Ok(None);

@@ -98,15 +98,7 @@ impl Request {
                 "end timestamp must not be before or equal to start time",
             ));
         }
-        let step = match p.step()? {
-            Some(s) => s,
-            None => logql::engine::default_step(start, end),
-        };
-        if step <= 0 {
-            return Err(ApiError::bad_request(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
+        let step = p.step_or_default(start, end)?;
         if (end - start) / step > MAX_POINTS {
             return Err(ApiError::bad_request(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",

@@ -117,15 +117,7 @@ async fn volume(app: &Arc<App>, p: Params, is_range: bool) -> Result<Bytes, ApiE
         Some(targets.into_iter().collect())
     };
     let buckets = if is_range {
-        let step = match p.step()? {
-            Some(s) => s,
-            None => logql::engine::default_step(start, end),
-        };
-        if step <= 0 {
-            return Err(ApiError::bad_request(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
+        let step = p.step_or_default(start, end)?;
         if (end - start) / step > 11_000 {
             return Err(ApiError::bad_request(
                 "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
