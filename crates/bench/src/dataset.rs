@@ -186,32 +186,23 @@ impl DataSet {
                 });
             }
         }
-        for &(app, from) in &JSON_APPS {
-            for _ in 0..JSON_REPLICAS {
-                let system = system_of(from);
-                streams.push(StreamSpec {
-                    namespace: "shop",
-                    app,
-                    pod: pod_name(app, &mut rng),
-                    container: app,
-                    kind: Kind::Json,
-                    system,
-                    offset: rng.below(systems[system].len() as u64) as usize,
-                });
-            }
-        }
-        for &(app, from) in &LOGFMT_APPS {
-            for _ in 0..LOGFMT_REPLICAS {
-                let system = system_of(from);
-                streams.push(StreamSpec {
-                    namespace: "infra",
-                    app,
-                    pod: pod_name(app, &mut rng),
-                    container: app,
-                    kind: Kind::Logfmt,
-                    system,
-                    offset: rng.below(systems[system].len() as u64) as usize,
-                });
+        for (namespace, kind, apps, replicas) in [
+            ("shop", Kind::Json, &JSON_APPS[..], JSON_REPLICAS),
+            ("infra", Kind::Logfmt, &LOGFMT_APPS[..], LOGFMT_REPLICAS),
+        ] {
+            for &(app, from) in apps {
+                for _ in 0..replicas {
+                    let system = system_of(from);
+                    streams.push(StreamSpec {
+                        namespace,
+                        app,
+                        pod: pod_name(app, &mut rng),
+                        container: app,
+                        kind,
+                        system,
+                        offset: rng.below(systems[system].len() as u64) as usize,
+                    });
+                }
             }
         }
         debug_assert_eq!(streams.len(), STREAMS);
