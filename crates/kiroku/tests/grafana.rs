@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Response, Server};
+use common::{Response, Server, encode_form};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
@@ -61,37 +61,12 @@ fn push_data(srv: &Server) {
     assert_eq!(r.status, 204, "{}", r.text());
 }
 
-/// A query string as Go's `url.Values.Encode` and the browser's `URLSearchParams` write
-/// it: keys sorted (Go), spaces as `+`, everything else outside `A-Za-z0-9-_.~` escaped.
-fn form(params: &[(&str, &str)]) -> String {
-    let mut sorted = params.to_vec();
-    sorted.sort_by_key(|(k, _)| *k);
-    let esc = |s: &str| {
-        let mut out = String::new();
-        for b in s.bytes() {
-            match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                _ => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-        out
-    };
-    sorted
-        .iter()
-        .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// A GET as Grafana's backend sends it (resource calls included), with its headers.
 fn grafana_get(srv: &Server, path: &str, params: &[(&str, &str)], tags: &str) -> Response {
     let url = if params.is_empty() {
         path.to_string()
     } else {
-        format!("{path}?{}", form(params))
+        format!("{path}?{}", encode_form(params))
     };
     srv.request(
         "GET",
@@ -684,7 +659,7 @@ fn patterns_tab(srv: &Server) {
         "POST",
         "/loki/api/v1/patterns",
         &[("Content-Type", "application/x-www-form-urlencoded")],
-        form(&params).as_bytes(),
+        encode_form(&params).as_bytes(),
     );
     assert_eq!(ok_json(&post, "patterns by POST"), ok_json(&r, "patterns"));
 

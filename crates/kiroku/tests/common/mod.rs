@@ -332,18 +332,33 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 
 /// `a=1&b=2`, percent-encoded.
 pub fn encode(params: &[(&str, &str)]) -> String {
+    join(params, false)
+}
+
+/// A query string as Go's `url.Values.Encode` and the browser's `URLSearchParams` write
+/// it: keys sorted (Go), spaces as `+`, everything else outside `A-Za-z0-9-_.~` escaped.
+pub fn encode_form(params: &[(&str, &str)]) -> String {
+    let mut sorted = params.to_vec();
+    sorted.sort_by_key(|(k, _)| *k);
+    join(&sorted, true)
+}
+
+fn join(params: &[(&str, &str)], plus: bool) -> String {
     params
         .iter()
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .map(|(k, v)| format!("{}={}", pct(k, plus), pct(v, plus)))
         .collect::<Vec<_>>()
         .join("&")
 }
 
-fn pct(s: &str) -> String {
+/// Percent-encodes all but `A-Za-z0-9-_.~`; a space becomes `+` when `plus`.
+fn pct(s: &str, plus: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
+        } else if plus && b == b' ' {
+            out.push('+');
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
