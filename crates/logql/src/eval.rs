@@ -9,6 +9,7 @@
 
 pub(crate) mod binary;
 pub(crate) mod binop;
+pub(crate) mod by_fields;
 pub(crate) mod log_query;
 pub(crate) mod metric;
 pub(crate) mod range;

@@ -265,11 +265,18 @@ impl Pipeline {
     /// on its top-level members of those names, and write-time field columns
     /// ([`crate::fields`]) can stand in for the line.
     pub fn json_field_names(&self) -> Option<Vec<String>> {
-        let (first, rest) = self.steps.split_first()?;
-        if !matches!(first, Step::Json) || !rest.iter().all(|s| matches!(s, Step::LabelFilter(_))) {
+        if !self.is_json_then_filters() {
             return None;
         }
         self.hints.named_only().map(<[String]>::to_vec)
+    }
+
+    /// `| json` without parameters, then label filters only.
+    fn is_json_then_filters(&self) -> bool {
+        match self.steps.split_first() {
+            Some((Step::Json, rest)) => rest.iter().all(|s| matches!(s, Step::LabelFilter(_))),
+            _ => false,
+        }
     }
 
     /// The labels the filters of a log pipeline of `| json` (without parameters) and label
@@ -277,13 +284,8 @@ impl Pipeline {
     /// the pipeline drops when it runs on a one-object line of just these members (from
     /// a block without nested objects) is dropped on the whole line too.
     pub fn json_filter_names(&self) -> Option<Vec<String>> {
-        let (first, rest) = self.steps.split_first()?;
-        if !matches!(first, Step::Json)
-            || rest.is_empty()
-            || !rest.iter().all(|s| matches!(s, Step::LabelFilter(_)))
-            || !self.early.paired()
-            || self.referenced.is_empty()
-        {
+        // No filter stage means no name read: `referenced` is empty then.
+        if !self.is_json_then_filters() || !self.early.paired() || self.referenced.is_empty() {
             return None;
         }
         Some(self.referenced.clone())

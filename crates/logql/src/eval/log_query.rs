@@ -7,6 +7,7 @@
 //! is abandoned, so a limited query reads little beyond what it returns and memory stays
 //! bounded by the limit. Equal timestamps order by label set, as Loki's merge does.
 
+use super::by_fields::FieldMemo;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -226,9 +227,7 @@ impl Worker<'_, '_> {
         let mut cur_ts = i64::MIN;
         // With field columns: whether the filters drop a combination of member tokens
         // and metadata (decided on a line of just those members), per batch.
-        let mut drops: std::collections::HashMap<Vec<u32>, bool> = Default::default();
-        let mut key: Vec<u32> = Vec::new();
-        let mut synthetic = Vec::new();
+        let mut drops: FieldMemo<bool> = FieldMemo::new();
         loop {
             if let (Some(b), Some(next)) = (self.bound(), cursor.peek_bound())
                 && worse(self.forward, next, b)
@@ -253,18 +252,9 @@ impl Worker<'_, '_> {
                     return Ok(());
                 }
                 if let Some((f, cols)) = &plan {
-                    key.clear();
-                    key.extend(cols.iter().map(|&c| u32::from(f.columns[c].codes[i])));
-                    key.extend(batch.metadata_ids(i));
-                    let drop = match drops.get(key.as_slice()) {
-                        Some(&d) => d,
-                        None => {
-                            crate::fields::synthetic_line(&mut synthetic, f, cols, i);
-                            let d = sp.process(ts, &synthetic, batch.metadata(i)).is_none();
-                            drops.insert(key.clone(), d);
-                            d
-                        }
-                    };
+                    let drop = drops.get(f, cols, batch, i, |line| {
+                        Ok::<_, QueryError>(sp.process(ts, line, batch.metadata(i)).is_none())
+                    })?;
                     if drop {
                         continue;
                     }

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use protocol::{Label, Labels};
 
+use super::by_fields::FieldMemo;
 use super::{Ctx, Steps, group_labels};
 use crate::ast::{Grouping, RangeAggregation, RangeOp};
 use crate::engine::QueryError;
@@ -290,36 +291,6 @@ struct Job<'a> {
 /// value of the sample, or no sample.
 type FieldOutcome = Option<(usize, f64)>;
 
-/// Hashes the small integer keys of field-column combinations (Fx-style: SipHash was an
-/// eighth of such a query's time). The keys are codes storage wrote, not request input.
-#[derive(Default, Clone, Copy)]
-struct IntHasher(u64);
-
-impl IntHasher {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl std::hash::Hasher for IntHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.add(u64::from(v));
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.add(v as u64);
-    }
-}
-
 impl Job<'_> {
     /// The series index for `labels`, created if new.
     fn series(
@@ -444,11 +415,7 @@ impl Job<'_> {
         let mut sp = self.pipeline.for_stream(stream_labels);
         // Label-set hash to series, for this stream.
         let mut cache: HashMap<u64, usize> = HashMap::new();
-        let mut by_fields: HashMap<
-            Vec<u32>,
-            FieldOutcome,
-            std::hash::BuildHasherDefault<IntHasher>,
-        > = HashMap::default();
+        let mut by_fields: FieldMemo<FieldOutcome> = FieldMemo::new();
         let mut hint = (0, 0, 0);
         while let Some(batch) = cursor.next_batch()? {
             self.ctx.check_time()?;
@@ -459,31 +426,20 @@ impl Job<'_> {
                 // The pipeline runs once per distinct combination of the tokens it reads
                 // (and the metadata), on a line of just those members.
                 by_fields.clear();
-                let mut key: Vec<u32> = Vec::new();
-                let mut line = Vec::new();
                 for i in 0..batch.len() {
-                    key.clear();
-                    key.extend(plan.iter().map(|&c| u32::from(fields.columns[c].codes[i])));
-                    key.extend_from_slice(batch.metadata_ids(i));
                     let ts = batch.timestamps[i];
-                    let outcome = match by_fields.get(key.as_slice()) {
-                        Some(o) => *o,
-                        None => {
-                            crate::fields::synthetic_line(&mut line, fields, &plan, i);
-                            let o = match sp.process(ts, &line, batch.metadata(i)) {
-                                None => None,
-                                Some(p) => match (self.unwrap, p.value) {
-                                    (true, None) => None,
-                                    (_, v) => Some((
-                                        self.series_of(p.labels, acc, &mut cache)?,
-                                        v.unwrap_or(1.0),
-                                    )),
-                                },
-                            };
-                            by_fields.insert(key.clone(), o);
-                            o
-                        }
-                    };
+                    let outcome = by_fields.get(fields, &plan, batch, i, |line| {
+                        Ok::<_, QueryError>(match sp.process(ts, line, batch.metadata(i)) {
+                            None => None,
+                            Some(p) => match (self.unwrap, p.value) {
+                                (true, None) => None,
+                                (_, v) => Some((
+                                    self.series_of(p.labels, acc, &mut cache)?,
+                                    v.unwrap_or(1.0),
+                                )),
+                            },
+                        })
+                    })?;
                     let Some((idx, v)) = outcome else { continue };
                     let value = if self.unwrap {
                         v
