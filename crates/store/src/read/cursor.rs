@@ -70,7 +70,6 @@ struct Open {
     lo: usize,
     hi: usize,
     k: usize,
-    lines: bool,
     /// Arrival order of the source among the stream's sources (lower is older).
     rank: u32,
     /// Source metadata id → output batch id, for the current output batch.
@@ -83,6 +82,10 @@ impl Open {
             Data::Owned(b) => b,
             Data::Head(c) => &c.batch,
         }
+    }
+    /// Whether its lines are at hand (always for heads; for blocks, when decoded).
+    fn has_lines(&self) -> bool {
+        !self.batch().line_offsets.is_empty()
     }
     fn left(&self) -> usize {
         self.hi - self.lo - self.k
@@ -183,7 +186,7 @@ impl Cursor {
                 && matches!(&src.r, SourceRef::Block { part, block }
                     if part.part.index.blocks[*block as usize].columns.fields > 0)
         });
-        let mut lines = self.columns.lines || src.overlaps || self.fields.is_some();
+        let lines = self.columns.lines || src.overlaps || self.fields.is_some();
         let data = match &src.r {
             SourceRef::Head(c) => Data::Head(c.clone()),
             SourceRef::Block { part, block } => {
@@ -230,12 +233,6 @@ impl Cursor {
                 Data::Owned(r?)
             }
         };
-        if let Data::Owned(b) = &data
-            && b.fields.is_some()
-            && !self.columns.lines
-        {
-            lines = false;
-        }
         let ts = match &data {
             Data::Owned(b) => &b.timestamps,
             Data::Head(c) => &c.batch.timestamps,
@@ -250,7 +247,6 @@ impl Cursor {
             lo,
             hi,
             k: 0,
-            lines,
             rank: src.rank,
             remap: Vec::new(),
         }))
@@ -519,10 +515,10 @@ impl Cursor {
                 Direction::Backward => cur + 1 - n,
             };
             for idx in first..first + n {
-                let dup = o.lines
+                let dup = o.has_lines()
                     && group.iter().any(|&(j, jdx)| {
                         let p = &self.open[j];
-                        p.lines && p.batch().line(jdx) == self.open[i].batch().line(idx)
+                        p.has_lines() && p.batch().line(jdx) == self.open[i].batch().line(idx)
                     });
                 if !dup {
                     group.push((i, idx));
