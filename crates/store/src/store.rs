@@ -113,6 +113,20 @@ impl View {
     pub fn memtables(&self) -> impl Iterator<Item = &Arc<Memtable>> {
         self.flushing.iter().chain(std::iter::once(&self.active))
     }
+
+    /// Adds a part unless one of that key is there already: a flush publishes its part to
+    /// the bucket before the view, so a bucket listing in between finds it too, and both
+    /// the flush and the listing then add it (twice in the view, it would be merged twice
+    /// and counted in a tier twice).
+    pub fn add_part(&mut self, tnum: u32, part: Arc<LoadedPart>) {
+        let list = self.parts.entry(tnum).or_default();
+        if list.iter().any(|p| p.part.key == part.part.key) {
+            return;
+        }
+        let mut next: Vec<Arc<LoadedPart>> = list.as_ref().clone();
+        next.push(part);
+        *list = Arc::new(next);
+    }
 }
 
 #[derive(Debug, Default)]

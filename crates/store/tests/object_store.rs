@@ -147,3 +147,37 @@ fn parts_in_s3() {
     ];
     shared_bucket_round_trip(bucket);
 }
+
+/// Listing the bucket while flushes publish parts: a part can be in the listing before it
+/// is in the view, and must still be there once, not twice.
+#[test]
+fn listing_during_flushes_adds_each_part_once() {
+    let rt = rt();
+    let bucket = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut c = cfg(
+        data.path(),
+        &ObjectStoreConfig::new(format!("file://{}/kiroku", bucket.path().display())),
+    );
+    c.compaction = false;
+    let s = std::sync::Arc::new(Store::open(c).unwrap());
+    let a = labels(r#"{app="a"}"#);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lister = {
+        let (s, done) = (s.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                s.maintain();
+            }
+        })
+    };
+    const FLUSHES: i64 = 40;
+    for round in 0..FLUSHES {
+        append(&rt, &s, "fake", &[(a.clone(), entries(round * 10, 10))]);
+        s.flush().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    lister.join().unwrap();
+    s.maintain();
+    assert_eq!(s.metrics().parts, FLUSHES as u64);
+}

@@ -166,10 +166,7 @@ fn flush_memtable(
     {
         let mut v = shared.view.write();
         for (tnum, p) in new_parts {
-            let list = v.parts.entry(tnum).or_default();
-            let mut next: Vec<Arc<LoadedPart>> = list.as_ref().clone();
-            next.push(p);
-            *list = Arc::new(next);
+            v.add_part(tnum, p);
         }
         v.flushing.retain(|m| !Arc::ptr_eq(m, mt));
     }
@@ -241,8 +238,9 @@ pub(crate) fn load_parts(shared: &Shared) -> Result<(), StoreError> {
 /// a compacted part dropped (and deleted). Cost: one listing, plus one index read per new
 /// part.
 pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
-    // The view before the listing: a part published after it is not in the listing, and
-    // must not be taken for one deleted by another instance.
+    // The view before the listing: a part published to the view after it may or may not be
+    // in the listing; it must not be taken for one deleted by another instance, and one
+    // that is listed is added once (`View::add_part`).
     let known: HashMap<PartKey, Arc<LoadedPart>> = {
         let v = shared.view.read();
         v.parts
@@ -337,10 +335,7 @@ pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
         }
     }
     for (tnum, p) in add {
-        let list = v.parts.entry(tnum).or_default();
-        let mut next = list.as_ref().clone();
-        next.push(p);
-        *list = Arc::new(next);
+        v.add_part(tnum, p);
     }
     Ok(())
 }
