@@ -19,8 +19,10 @@ use crate::codec::{Corrupt, Decoder, put_bytes, put_ivarint, put_u32, put_u64, p
 
 pub const FOOTER_LEN: usize = 32;
 const MAGIC: &[u8; 8] = b"KIROKUP1";
-/// 2 added the fields column to blocks; parts of format 1 are still read.
-const FORMAT: u32 = 2;
+/// 2 added the fields column to blocks; 3 stores timestamps and lengths in byte planes
+/// (each column says which layout it has, so a compacted part may hold both). Parts of
+/// formats 1 and 2 are still read.
+const FORMAT: u32 = 3;
 
 /// A block as the index describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
