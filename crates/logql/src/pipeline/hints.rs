@@ -168,6 +168,17 @@ impl Hints {
         self.required.is_empty() || self.required.iter().any(|r| r == name)
     }
 
+    /// Whether a line's `key`, already a valid label name, cannot be extracted whatever
+    /// it collides with: the hints name neither it nor its `_extracted` form. Lets a parser
+    /// pass over a key without copying it.
+    pub(crate) fn skips_plain_key(&self, key: &[u8]) -> bool {
+        !self.required.is_empty()
+            && !self.required.iter().any(|r| {
+                let r = r.as_bytes();
+                r == key || r.strip_suffix(DUPLICATE_SUFFIX.as_bytes()) == Some(key)
+            })
+    }
+
     pub(crate) fn should_extract_prefix(&self, prefix: &str) -> bool {
         self.required.is_empty() || self.required.iter().any(|r| r.starts_with(prefix))
     }

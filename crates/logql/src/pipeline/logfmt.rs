@@ -182,16 +182,17 @@ impl Decoder {
 
     fn quoted(&mut self, line: &[u8]) -> bool {
         let start = self.pos;
+        let body = &line[start + 1..];
         let mut has_esc = false;
-        let mut esc = false;
-        for (p, &c) in line[self.pos + 1..].iter().enumerate() {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
+        let mut p = 0;
+        while let Some(q) = body.get(p..).and_then(|b| memchr::memchr2(b'"', b'\\', b)) {
+            let at = p + q;
+            if body[at] == b'\\' {
+                // The escaped byte is skipped, whatever it is.
                 has_esc = true;
-                esc = true;
-            } else if c == b'"' {
-                self.pos += p + 2;
+                p = at + 2;
+            } else {
+                self.pos = start + at + 2;
                 if has_esc {
                     self.buf.clear();
                     if !unquote(&line[start + 1..self.pos - 1], &mut self.buf) {
@@ -321,6 +322,10 @@ impl Logfmt {
                 }
                 continue;
             }
+            let key = self.dec.key(line);
+            if is_plain_name(key) && hints.skips_plain_key(key) {
+                continue;
+            }
             self.name.clear();
             push_sanitized(&mut self.name, self.dec.key(line));
             if self.name.is_empty() {
@@ -355,6 +360,12 @@ impl Logfmt {
         }
         true
     }
+}
+
+/// Whether `key` is a label name as it is (so sanitising leaves it unchanged).
+fn is_plain_name(key: &[u8]) -> bool {
+    key.first().is_some_and(|c| !c.is_ascii_digit())
+        && key.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// `| logfmt [--strict] name="key", ...`.
@@ -511,6 +522,46 @@ mod tests {
         assert_eq!(
             l,
             pairs(&[("a", "1"), ("b", ""), ("flag", ""), ("note", "")])
+        );
+    }
+
+    #[test]
+    fn quoted_values_with_escapes() {
+        let (l, e) = run(
+            &mut Logfmt::new(true, false),
+            r#"a="x\\" b="\"q\" \\\"" c="\u00e9" d="""#,
+        );
+        assert_eq!(l, pairs(&[("a", "x\\"), ("b", "\"q\" \\\""), ("c", "é")]));
+        assert_eq!(e, None);
+        // An escaped closing quote, or a backslash at the very end, leaves it open.
+        for line in [r#"a=1 b="x\""#, r#"a=1 b="x\"#] {
+            let (_, e) = run(&mut Logfmt::new(true, false), line);
+            let want = format!(
+                "logfmt syntax error at pos {} : unterminated quoted value",
+                line.len() + 1
+            );
+            assert_eq!(e.as_deref(), Some(want.as_str()), "{line}");
+        }
+    }
+
+    #[test]
+    fn hinted_names_only_including_extracted_forms() {
+        let early = super::super::hints::EarlyFilters::default();
+        let want = ["app_extracted".to_string(), "n".to_string()];
+        // As for `sum by (app_extracted, n) (...)`.
+        let hints = Hints::new(&[], &want, false, false, &early);
+        let mut set = LabelSet::for_stream(&Labels::from_pairs([("app", "w")]));
+        set.reset();
+        let line = br#"z=0 app=x 9k=1 n="v w" m=2"#;
+        assert!(Logfmt::new(false, false).process(line, &mut set, &hints));
+        set.finish(None);
+        let got: Vec<(String, String)> = set
+            .iter()
+            .map(|(n, v, _)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            pairs(&[("app", "w"), ("app_extracted", "x"), ("n", "v w")])
         );
     }
 
