@@ -20,8 +20,11 @@ use logql::Batch;
 use parking_lot::RwLock;
 
 use dict::DictIndex;
+pub(crate) use dict::Prehashed;
+use run::RunIndex;
 
 mod dict;
+mod run;
 
 /// Entries of an active chunk before it is frozen.
 pub const CHUNK_ENTRIES: usize = 2048;
@@ -175,15 +178,10 @@ fn trim(b: &mut Batch) {
 
 /// Whether entries are in timestamp order without exact duplicates.
 fn is_strictly_sorted(b: &Batch) -> bool {
-    let mut run = 0;
+    let mut run = RunIndex::default();
     for i in 1..b.len() {
         let (a, c) = (b.timestamps[i - 1], b.timestamps[i]);
-        if a > c {
-            return false;
-        }
-        if a < c {
-            run = i;
-        } else if (run..i).any(|j| b.line(j) == b.line(i)) {
+        if a > c || (a == c && run.contains(b, i, c, b.line(i))) {
             return false;
         }
     }
@@ -225,11 +223,12 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch, dst_dict: &mut Dict
         }
     }
     let dst_meta = !dst.metadata_offsets.is_empty();
+    let mut run = RunIndex::default();
     for &i in order {
         let i = i as usize;
         let ts = src.timestamps[i];
         let line = src.line(i);
-        if is_duplicate(dst, ts, line) {
+        if run.contains(dst, dst.len(), ts, line) {
             continue;
         }
         dst.timestamps.push(ts);
@@ -252,20 +251,6 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch, dst_dict: &mut Dict
             dst.metadata_offsets.push(dst.metadata_ids.len() as u32);
         }
     }
-}
-
-/// Whether `dst` (sorted by timestamp) ends with a run of entries at `ts` holding `line`.
-/// Runs of equal timestamps are short in practice; a long one is scanned from its end.
-fn is_duplicate(dst: &Batch, ts: i64, line: &[u8]) -> bool {
-    dst.timestamps
-        .iter()
-        .rev()
-        .take_while(|&&t| t == ts)
-        .enumerate()
-        .any(|(k, _)| {
-            let j = dst.len() - 1 - k;
-            dst.line_lengths[j] as usize == line.len() && dst.line(j) == line
-        })
 }
 
 /// Appends all of `src` (sorted, de-duplicated, starting after `dst`'s last entry) to
@@ -390,5 +375,57 @@ mod tests {
         snap.clear();
         h.snapshot(6, 9, &mut snap);
         assert!(snap.is_empty());
+    }
+
+    /// Sorted, first arrival of each (time, line) kept: what every path must produce.
+    fn expected(entries: &[(i64, Vec<u8>)]) -> Vec<(i64, Vec<u8>)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut want: Vec<(i64, Vec<u8>)> = entries
+            .iter()
+            .filter(|e| seen.insert((*e).clone()))
+            .cloned()
+            .collect();
+        want.sort_by_key(|e| e.0);
+        want
+    }
+
+    fn entries_of(b: &Batch) -> Vec<(i64, Vec<u8>)> {
+        (0..b.len())
+            .map(|i| (b.timestamps[i], b.line(i).to_vec()))
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Long runs of one timestamp (past the scan limit) with duplicates near and far,
+        /// in and out of order, across chunks: deduplicated like a set, in arrival order.
+        #[test]
+        fn long_runs_of_equal_times_deduplicate_exactly(
+            raw in proptest::collection::vec((0i64..3, 0u8..60, 0usize..3), 0..700),
+        ) {
+            let entries: Vec<(i64, Vec<u8>)> = raw
+                .iter()
+                .map(|&(t, l, pad)| (t, format!("l{l}{}", "x".repeat(pad)).into_bytes()))
+                .collect();
+            let mut h = HeadStream::default();
+            for (k, (ts, line)) in entries.iter().enumerate() {
+                h.push(*ts, line, std::iter::empty());
+                if k % 97 == 96 {
+                    h.freeze();
+                }
+            }
+            proptest::prop_assert_eq!(entries_of(&h.merged()), expected(&entries));
+        }
+    }
+
+    #[test]
+    fn a_burst_at_one_time_and_its_retry_are_stored_once() {
+        let burst: Vec<(i64, Vec<u8>)> = (0..100_000)
+            .map(|i| (7, format!("line {i}").into_bytes()))
+            .collect();
+        let mut h = HeadStream::default();
+        for (ts, line) in burst.iter().chain(&burst) {
+            h.push(*ts, line, std::iter::empty());
+        }
+        assert_eq!(entries_of(&h.merged()), burst);
     }
 }

@@ -90,3 +90,25 @@ fn retried_pushes_across_a_flush_are_stored_once_and_equal_timestamps_all_kept()
     assert_eq!(at_500, ["a", "b", "c", "d"]);
     store.close(Duration::from_secs(30)).unwrap();
 }
+
+/// A burst of many lines at one time, pushed again after a flush: the head and the part
+/// overlap over the whole run, and each line is still read once, in arrival order.
+#[test]
+fn a_long_run_at_one_time_retried_across_a_flush_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let l = labels(r#"{app="api"}"#);
+    let store = Store::open(config(dir.path())).unwrap();
+    let burst: Vec<Entry> = (0..5_000)
+        .map(|i| (700, format!("burst line {i}"), Vec::new()))
+        .collect();
+    append(&rt, &store, "fake", &[(l.clone(), burst.clone())]);
+    store.flush().unwrap();
+    let mut again = burst.clone();
+    again.push((700, "one more".to_string(), Vec::new()));
+    append(&rt, &store, "fake", &[(l.clone(), again.clone())]);
+    assert_eq!(read_all(&store), again, "heads over a part");
+    store.flush().unwrap();
+    assert_eq!(read_all(&store), again, "two parts");
+    store.close(Duration::from_secs(30)).unwrap();
+}
