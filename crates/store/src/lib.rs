@@ -89,7 +89,7 @@ pub struct StoreConfig {
     pub retention: Option<i64>,
     /// How much disk the store may use before it deletes the oldest parts.
     pub retention_max_disk: DiskBudget,
-    /// Line bytes in the memtable before it is written out as parts (default 32 MiB).
+    /// Line bytes in the memtable before it is written out as parts (default 16 MiB).
     pub memtable_bytes: u64,
     /// The oldest a memtable may get before it is written out (default 10 minutes).
     pub max_head_age: Duration,
@@ -121,7 +121,7 @@ impl StoreConfig {
             fsync: true,
             retention: Some(7 * 86_400 * 1_000_000_000),
             retention_max_disk: DiskBudget::FreePercent(10.0),
-            memtable_bytes: 32 << 20,
+            memtable_bytes: 16 << 20,
             max_head_age: Duration::from_secs(600),
             head_idle: Duration::from_secs(60),
             compression_level: 1,

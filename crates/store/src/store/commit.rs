@@ -34,7 +34,7 @@ pub(crate) enum Request {
 
 /// Flushing memtables allowed at once: beyond, the commit thread waits (back-pressure),
 /// which bounds memory to about two memtables. A second one flushing would only queue
-/// behind the first on the one flusher thread, holding 32 MiB more (peak RSS of
+/// behind the first on the one flusher thread, holding a memtable more (peak RSS of
 /// `kiroku bench ingest` fell by that much).
 const MAX_FLUSHING: usize = 1;
 /// Bytes of records written in one batch at most.
