@@ -165,31 +165,35 @@ pub fn parse_go_duration(value: &str) -> Option<i64> {
     Some(if neg { -ns } else { ns })
 }
 
-/// Formats nanoseconds as a Prometheus duration (`1h30m`, `5m`, `1d`, `250ms`), the form
-/// LogQL prints range intervals in. Sub-millisecond durations use Go's form (`250us`).
+/// Formats nanoseconds as a Prometheus duration (`model.Duration`), the form LogQL prints
+/// range intervals in: `1h30m`, `5m`, `1d`, `250ms`; years and weeks only when they are
+/// exact (`2w`, but `30d1h` and `90d`), anything under a millisecond dropped.
 pub fn format_duration(ns: i64) -> String {
-    if ns == 0 {
+    let mut ms = ns / NANOS_PER_MILLI;
+    if ms == 0 {
         return "0s".to_string();
     }
-    if ns % NANOS_PER_MILLI != 0 || ns < 0 {
-        return format_go_duration(ns);
-    }
-    let mut ms = ns / NANOS_PER_MILLI;
     let mut out = String::new();
-    for (unit, size) in [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
+    if ms < 0 {
+        out.push('-');
+        ms = -ms;
+    }
+    const DAY: i64 = 24 * 3600 * 1000;
+    for (unit, size, exact) in [
+        ("y", 365 * DAY, true),
+        ("w", 7 * DAY, true),
+        ("d", DAY, false),
+        ("h", 3600 * 1000, false),
+        ("m", 60 * 1000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
     ] {
-        if ms >= size {
-            out.push_str(&(ms / size).to_string());
-            out.push_str(unit);
-            ms %= size;
+        if (exact && ms % size != 0) || ms < size {
+            continue;
         }
+        out.push_str(&(ms / size).to_string());
+        out.push_str(unit);
+        ms %= size;
     }
     out
 }
@@ -332,6 +336,15 @@ mod tests {
         assert_eq!(format_duration(300 * NANOS_PER_SECOND), "5m");
         assert_eq!(format_duration(5400 * NANOS_PER_SECOND), "1h30m");
         assert_eq!(format_duration(86400 * NANOS_PER_SECOND), "1d");
+        let day = 86400 * NANOS_PER_SECOND;
+        assert_eq!(format_duration(14 * day), "2w");
+        assert_eq!(format_duration(30 * day + 3600 * NANOS_PER_SECOND), "30d1h");
+        assert_eq!(format_duration(90 * day), "90d");
+        assert_eq!(format_duration(365 * day), "1y");
+        assert_eq!(format_duration(366 * day), "366d");
+        assert_eq!(format_duration(-300 * NANOS_PER_SECOND), "-5m");
+        assert_eq!(format_duration(1_500_000), "1ms");
+        assert_eq!(format_duration(250_000), "0s");
         assert_eq!(
             format_go_duration(5400 * NANOS_PER_SECOND + 500 * NANOS_PER_MILLI),
             "1h30m0.5s"
