@@ -480,6 +480,7 @@ impl BlockDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::any;
 
     type TestEntry<'a> = (i64, &'a str, &'a [(&'a str, &'a str)]);
 
@@ -644,6 +645,52 @@ mod tests {
                 .is_err()
         );
         assert!(ts.is_empty());
+    }
+
+    proptest::proptest! {
+        /// A damaged block (bytes changed, cut short) is an error or some entries, never a
+        /// panic: blocks come from disks and buckets.
+        #[test]
+        fn damaged_blocks_never_panic(
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 0..6),
+            cut in any::<proptest::sample::Index>(),
+            count in 0usize..6,
+        ) {
+            let b = batch(&[
+                (-5, r#"{"level":"info","n":1}"#, &[("trace_id", "abc")]),
+                (10, r#"{"level":"error"}"#, &[]),
+                (10, r#"{"level":"warn","x":{"y":1}}"#, &[("user", "u1")]),
+                (1_700_000_000_000_000_000, r#"{"n":2}"#, &[]),
+            ]);
+            let mut enc = BlockEncoder::new(1).unwrap();
+            let mut out = Vec::new();
+            let sizes = enc.encode(&b, 0..4, &mut out).unwrap();
+            for (at, v) in &flips {
+                let i = at.index(out.len());
+                out[i] ^= v;
+            }
+            out.truncate(cut.index(out.len() + 1));
+            let mut dec = BlockDecoder::new().unwrap();
+            let mut at = 0usize;
+            let mut col = |len: u32| {
+                let s = at.min(out.len());
+                at += len as usize;
+                &out[s..at.min(out.len())]
+            };
+            let (ts, lens, lines, meta, fields) = (
+                col(sizes.ts),
+                col(sizes.lengths),
+                col(sizes.lines),
+                col(sizes.meta),
+                col(sizes.fields),
+            );
+            let _ = dec.timestamps(ts, count, &mut Vec::new());
+            let _ = dec.lengths(lens, count, &mut Vec::new());
+            let _ = dec.lines(lines, &mut Vec::new());
+            let (mut d, mut o, mut i) = (Vec::new(), Vec::new(), Vec::new());
+            let _ = dec.metadata(meta, count, &mut d, &mut o, &mut i);
+            let _ = dec.fields(fields, count);
+        }
     }
 
     #[test]

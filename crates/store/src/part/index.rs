@@ -279,3 +279,77 @@ impl Footer {
         Ok(idx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::any;
+
+    fn index() -> PartIndex {
+        let block = |min_ts: i64, count: u32, offset: u64| BlockMeta {
+            min_ts,
+            max_ts: min_ts + 100,
+            count,
+            raw_bytes: 1000,
+            offset,
+            columns: ColumnSizes {
+                ts: 10,
+                lengths: 5,
+                lines: 200,
+                meta: 0,
+                fields: 7,
+            },
+            filter_len: 64,
+        };
+        let len = block(0, 0, 0).stored_len();
+        PartIndex {
+            min_ts: 5,
+            max_ts: 305,
+            supersedes: vec!["p1".into()],
+            streams: vec![StreamMeta {
+                labels: Labels::from_pairs([("app", "a"), ("pod", "p")]),
+                fingerprint: 42,
+                blocks: 0..2,
+                min_ts: 5,
+                max_ts: 305,
+            }],
+            blocks: vec![block(5, 3, 0), block(205, 9, len)],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let idx = index();
+        let at = idx.blocks.iter().map(BlockMeta::stored_len).sum();
+        let mut out = Vec::new();
+        idx.encode(at, &mut out).unwrap();
+        let file_len = at + out.len() as u64;
+        let f = Footer::decode(&out[out.len() - FOOTER_LEN..], file_len).unwrap();
+        assert_eq!(f.decode_index(&out[..f.index_len as usize]).unwrap(), idx);
+    }
+
+    proptest::proptest! {
+        /// A damaged index or footer is `Corrupt`, never a panic.
+        #[test]
+        fn damaged_indexes_never_panic(
+            flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let idx = index();
+            let at = idx.blocks.iter().map(BlockMeta::stored_len).sum();
+            let mut out = Vec::new();
+            idx.encode(at, &mut out).unwrap();
+            for (i, v) in &flips {
+                let i = i.index(out.len());
+                out[i] ^= v;
+            }
+            let out = &out[cut.index(out.len() + 1)..];
+            let file_len = at + out.len() as u64;
+            if out.len() >= FOOTER_LEN
+                && let Ok(f) = Footer::decode(&out[out.len() - FOOTER_LEN..], file_len)
+            {
+                let _ = f.decode_index(&out[..(f.index_len as usize).min(out.len())]);
+            }
+        }
+    }
+}
