@@ -20,7 +20,7 @@ use logql::Batch;
 use parking_lot::RwLock;
 
 use dict::DictIndex;
-pub(crate) use dict::Prehashed;
+pub(crate) use run::LineIndex;
 use run::RunIndex;
 
 mod dict;

@@ -2,7 +2,8 @@
 //!
 //! Runs of equal timestamps are short in practice and are scanned. A long one (an agent
 //! that stamps a burst of lines with one time, or a retry of such a push) switches to an
-//! index of line hashes, so that neither a push nor a flush turns quadratic in the run.
+//! index of line hashes, so that neither a push, a flush nor a read over overlapping
+//! sources turns quadratic in the run.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -12,8 +13,51 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::dict::Prehashed;
 
-/// Runs up to this long are scanned.
+/// Lines up to this many are scanned.
 const SCAN: usize = 32;
+
+/// A growing list of lines (entries `0..n`, each maybe without its line) in which a new
+/// line is looked up: scanned while short, then through an index of line hashes.
+#[derive(Debug, Default)]
+pub(crate) struct LineIndex {
+    /// Entries `0..indexed` are in `by_hash`.
+    indexed: usize,
+    /// Line hash to an entry with that line.
+    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+}
+
+impl LineIndex {
+    /// Whether one of entries `0..n` holds `line`; `line_at(k)` is entry `k`'s line, `None`
+    /// when it has none. The list only grows between calls, until [`LineIndex::clear`].
+    pub fn contains<'a>(
+        &mut self,
+        n: usize,
+        line_at: impl Fn(usize) -> Option<&'a [u8]>,
+        line: &[u8],
+    ) -> bool {
+        let same = |k: usize| line_at(k) == Some(line);
+        if n <= SCAN {
+            return (0..n).any(same);
+        }
+        for k in self.indexed..n {
+            if let Some(l) = line_at(k) {
+                self.by_hash.entry(xxh3_64(l)).or_insert(k as u32);
+            }
+        }
+        self.indexed = n;
+        match self.by_hash.get(&xxh3_64(line)) {
+            None => false,
+            Some(&k) if same(k as usize) => true,
+            // Two lines with one hash: look at them all.
+            Some(_) => (0..n).any(same),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.indexed = 0;
+        self.by_hash.clear();
+    }
+}
 
 /// The run of entries at one timestamp at the end of a growing batch. Every entry added to
 /// the batch must first be checked with [`RunIndex::contains`].
@@ -23,10 +67,7 @@ pub(crate) struct RunIndex {
     ts: i64,
     /// Where the run starts in the batch.
     start: usize,
-    /// Entries `start..indexed` are in `by_hash`.
-    indexed: usize,
-    /// Line hash to an entry with that line.
-    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    lines: LineIndex,
 }
 
 impl RunIndex {
@@ -44,27 +85,15 @@ impl RunIndex {
                 .count();
             self.restart(ts, end - k);
         }
-        let same = |j: usize| b.line_lengths[j] as usize == line.len() && b.line(j) == line;
-        if end - self.start <= SCAN {
-            return (self.start..end).any(same);
-        }
-        for j in self.indexed..end {
-            self.by_hash.entry(xxh3_64(b.line(j))).or_insert(j as u32);
-        }
-        self.indexed = end;
-        match self.by_hash.get(&xxh3_64(line)) {
-            None => false,
-            Some(&j) if same(j as usize) => true,
-            // Two lines with one hash: look at them all.
-            Some(_) => (self.start..end).any(same),
-        }
+        let start = self.start;
+        self.lines
+            .contains(end - start, |k| Some(b.line(start + k)), line)
     }
 
     fn restart(&mut self, ts: i64, start: usize) {
         self.primed = true;
         self.ts = ts;
         self.start = start;
-        self.indexed = start;
-        self.by_hash.clear();
+        self.lines.clear();
     }
 }

@@ -13,16 +13,13 @@
 //! backward reads): within a source they are stored that way, and between sources the
 //! older source (its [`Src::rank`]) goes first.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use logql::{Batch, Columns, Direction, RequiredText, Select, SourceError, StreamCursor};
 use protocol::Labels;
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::block::BlockDecoder;
-use crate::head::{HeadChunk, Prehashed};
+use crate::head::{HeadChunk, LineIndex};
 use crate::read::{SourceRef, Src};
 use crate::store::Shared;
 
@@ -39,9 +36,6 @@ thread_local! {
 
 /// Entries per batch at most.
 const BATCH: usize = 8192;
-/// Entries at one time from overlapping sources that are compared one by one; past that,
-/// duplicates are found by line hash.
-const GROUP_SCAN: usize = 32;
 
 pub struct Cursor {
     shared: Arc<Shared>,
@@ -508,8 +502,7 @@ impl Cursor {
         order.sort_by_key(|&i| self.open[i].rank);
         let mut group = std::mem::take(&mut self.group);
         group.clear();
-        let mut by_hash: HashMap<u64, usize, BuildHasherDefault<Prehashed>> = HashMap::default();
-        let mut indexed = 0;
+        let mut seen = LineIndex::default();
         for &i in &order {
             let o = &self.open[i];
             let cur = o.cur(dir);
@@ -523,30 +516,16 @@ impl Cursor {
                 Direction::Backward => cur + 1 - n,
             };
             for idx in first..first + n {
-                let dup = o.has_lines() && {
-                    let line = o.batch().line(idx);
-                    let same = |&(j, jdx): &(usize, usize)| {
-                        let p = &self.open[j];
-                        p.has_lines() && p.batch().line(jdx) == line
-                    };
-                    if group.len() <= GROUP_SCAN {
-                        group.iter().any(same)
-                    } else {
-                        // A long run at one time: an index of line hashes keeps it linear.
-                        for (pos, &(j, jdx)) in group.iter().enumerate().skip(indexed) {
+                let dup = o.has_lines()
+                    && seen.contains(
+                        group.len(),
+                        |k| {
+                            let (j, jdx) = group[k];
                             let p = &self.open[j];
-                            if p.has_lines() {
-                                by_hash.entry(xxh3_64(p.batch().line(jdx))).or_insert(pos);
-                            }
-                        }
-                        indexed = group.len();
-                        match by_hash.get(&xxh3_64(line)) {
-                            None => false,
-                            Some(&pos) if same(&group[pos]) => true,
-                            Some(_) => group.iter().any(same),
-                        }
-                    }
-                };
+                            p.has_lines().then(|| p.batch().line(jdx))
+                        },
+                        o.batch().line(idx),
+                    );
                 if !dup {
                     group.push((i, idx));
                 }
