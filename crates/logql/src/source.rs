@@ -142,13 +142,7 @@ impl Batch {
 
     /// The structured metadata of entry `i`.
     pub fn metadata(&self, i: usize) -> impl Iterator<Item = (&str, &str)> {
-        let ids: &[u32] = if self.metadata_offsets.is_empty() {
-            &[]
-        } else {
-            &self.metadata_ids
-                [self.metadata_offsets[i] as usize..self.metadata_offsets[i + 1] as usize]
-        };
-        ids.iter().map(|&id| {
+        self.metadata_ids(i).iter().map(|&id| {
             let (n, v) = &self.metadata_dict[id as usize];
             (n.as_str(), v.as_str())
         })

@@ -133,10 +133,9 @@ impl BlockEncoder {
                     put_bytes(&mut self.scratch, v.as_bytes());
                 }
                 for i in range.clone() {
-                    let s = b.metadata_offsets[i] as usize;
-                    let e = b.metadata_offsets[i + 1] as usize;
-                    put_uvarint(&mut self.scratch, (e - s) as u64);
-                    for &id in &b.metadata_ids[s..e] {
+                    let ids = b.metadata_ids(i);
+                    put_uvarint(&mut self.scratch, ids.len() as u64);
+                    for &id in ids {
                         put_uvarint(&mut self.scratch, u64::from(remap[id as usize]));
                     }
                 }

@@ -236,9 +236,7 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch, dst_dict: &mut Dict
         dst.line_data.extend_from_slice(line);
         dst.line_offsets.push(dst.line_data.len() as u32);
         if has_meta {
-            let s = src.metadata_offsets[i] as usize;
-            let e = src.metadata_offsets[i + 1] as usize;
-            for &id in &src.metadata_ids[s..e] {
+            for &id in src.metadata_ids(i) {
                 let r = &mut remap[id as usize];
                 if *r == u32::MAX {
                     let (n, v) = &src.metadata_dict[id as usize];

@@ -339,17 +339,16 @@ impl Cursor {
             out.line_data.extend_from_slice(b.line(idx));
             out.line_offsets.push(out.line_data.len() as u32);
         }
-        if cols.metadata && !b.metadata_offsets.is_empty() {
-            let s = b.metadata_offsets[idx] as usize;
-            let e = b.metadata_offsets[idx + 1] as usize;
-            if e > s {
+        if cols.metadata {
+            let ids = b.metadata_ids(idx);
+            if !ids.is_empty() {
                 if out.metadata_offsets.is_empty() {
                     out.metadata_offsets.resize(out.timestamps.len(), 0);
                 }
                 if o.remap.len() < b.metadata_dict.len() {
                     o.remap.resize(b.metadata_dict.len(), u32::MAX);
                 }
-                for &id in &b.metadata_ids[s..e] {
+                for &id in ids {
                     let r = &mut o.remap[id as usize];
                     if *r == u32::MAX {
                         out.metadata_dict.push(b.metadata_dict[id as usize].clone());
@@ -459,23 +458,14 @@ impl Cursor {
                 idx.reverse();
             }
             for (j, i) in idx.into_iter().enumerate() {
-                let s = if has_meta {
-                    b.metadata_offsets[i] as usize
-                } else {
-                    0
-                };
-                let e = if has_meta {
-                    b.metadata_offsets[i + 1] as usize
-                } else {
-                    0
-                };
-                if e > s && out.metadata_offsets.is_empty() {
+                let ids = if has_meta { b.metadata_ids(i) } else { &[] };
+                if !ids.is_empty() && out.metadata_offsets.is_empty() {
                     out.metadata_offsets.resize(first_new + j + 1, 0);
                 }
                 if o.remap.len() < b.metadata_dict.len() {
                     o.remap.resize(b.metadata_dict.len(), u32::MAX);
                 }
-                for &id in &b.metadata_ids[s..e] {
+                for &id in ids {
                     let r = &mut o.remap[id as usize];
                     if *r == u32::MAX {
                         out.metadata_dict.push(b.metadata_dict[id as usize].clone());
