@@ -7,7 +7,7 @@
 
 use super::hints::Hints;
 use super::labels::{DUPLICATE_SUFFIX, ERROR_LABEL, LabelSet};
-use super::text::{push_sanitized, push_spaced};
+use super::text::{is_plain_name, push_sanitized, push_spaced};
 use crate::ast::ExtractParam;
 
 pub(crate) const LOGFMT_ERR: &str = "LogfmtParserErr";
@@ -327,7 +327,7 @@ impl Logfmt {
                 continue;
             }
             self.name.clear();
-            push_sanitized(&mut self.name, self.dec.key(line));
+            push_sanitized(&mut self.name, key);
             if self.name.is_empty() {
                 continue;
             }
@@ -360,12 +360,6 @@ impl Logfmt {
         }
         true
     }
-}
-
-/// Whether `key` is a label name as it is (so sanitising leaves it unchanged).
-fn is_plain_name(key: &[u8]) -> bool {
-    key.first().is_some_and(|c| !c.is_ascii_digit())
-        && key.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// `| logfmt [--strict] name="key", ...`.

@@ -47,6 +47,16 @@ fn is_go_space(c: char) -> bool {
     ) || (c as u32 > 0xff && c.is_whitespace())
 }
 
+/// A byte that stands in a label name as it is: `[A-Za-z0-9_]`.
+fn is_name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Whether `key` is a label name as it is, so that sanitising leaves it unchanged.
+pub(crate) fn is_plain_name(key: &[u8]) -> bool {
+    key.first().is_some_and(|c| !c.is_ascii_digit()) && key.iter().all(|&c| is_name_byte(c))
+}
+
 /// Loki's label-name sanitising of one key part appended to `out`: spaces trimmed, `_`
 /// before a leading digit when `out` is empty, every character other than
 /// `[A-Za-z0-9_]` (and every invalid byte) replaced by `_`.
@@ -54,7 +64,7 @@ pub(crate) fn push_sanitized(out: &mut String, key: &[u8]) {
     // Most keys are already valid names: copy them whole.
     if let Some(&first) = key.first()
         && !(out.is_empty() && first.is_ascii_digit())
-        && key.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        && key.iter().all(|&c| is_name_byte(c))
     {
         out.push_str(std::str::from_utf8(key).unwrap_or_default());
         return;
@@ -70,11 +80,7 @@ pub(crate) fn push_sanitized(out: &mut String, key: &[u8]) {
     while i < key.len() {
         let c = key[i];
         if c < 0x80 {
-            out.push(if c.is_ascii_alphanumeric() || c == b'_' {
-                c as char
-            } else {
-                '_'
-            });
+            out.push(if is_name_byte(c) { c as char } else { '_' });
             i += 1;
         } else {
             // Any other character, or an invalid byte, is one `_`.
