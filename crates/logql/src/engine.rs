@@ -118,8 +118,10 @@ impl From<SourceError> for QueryError {
     }
 }
 
-const ERR_END_BEFORE_START: &str = "end timestamp must not be before or equal to start time";
-const ERR_STEP: &str =
+/// Loki's answers to a range that ends before it starts and to a step that is not positive
+/// (the server's endpoints that step on their own give them too).
+pub const ERR_END_BEFORE_START: &str = "end timestamp must not be before or equal to start time";
+pub const ERR_STEP: &str =
     "zero or negative query resolution step widths are not accepted. Try a positive integer";
 const ERR_INSTANT_LOG: &str = "log queries are not supported as an instant query type, please change your query to a range query type";
 

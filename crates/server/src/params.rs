@@ -50,6 +50,16 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// [`Params::bounds`], refused with Loki's message when `end` is before `start` (for
+    /// endpoints that check the range themselves rather than through the query engine).
+    pub fn ordered_bounds(&self, now: i64) -> Result<(i64, i64), ApiError> {
+        let (start, end) = self.bounds(now)?;
+        if end < start {
+            return Err(ApiError::bad_request(logql::engine::ERR_END_BEFORE_START));
+        }
+        Ok((start, end))
+    }
+
     /// `start` and `end` in nanoseconds: `end` defaults to now, `start` to `since` (default
     /// one hour) before the earlier of `end` and now.
     pub fn bounds(&self, now: i64) -> Result<(i64, i64), ApiError> {
@@ -133,9 +143,7 @@ impl Params {
             None => logql::engine::default_step(start, end),
         };
         if step <= 0 {
-            return Err(ApiError::bad_request(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
+            return Err(ApiError::bad_request(logql::engine::ERR_STEP));
         }
         Ok(step)
     }
@@ -227,6 +235,32 @@ mod tests {
     }
 
     const NOW: i64 = 1_795_170_600_000_000_000;
+
+    #[test]
+    fn reversed_ranges_and_steps_that_are_not_positive_get_lokis_messages() {
+        let e = p(&[("start", "200"), ("end", "100")])
+            .ordered_bounds(NOW)
+            .unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.message,
+            "end timestamp must not be before or equal to start time"
+        );
+        assert!(
+            p(&[("start", "100"), ("end", "100")])
+                .ordered_bounds(NOW)
+                .is_ok()
+        );
+        let e = p(&[("step", "0")]).step_or_default(0, 10).unwrap_err();
+        assert_eq!(
+            e.message,
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+        );
+        assert_eq!(
+            p(&[]).step_or_default(0, 3600 * NANOS_PER_SECOND).unwrap(),
+            14 * NANOS_PER_SECOND
+        );
+    }
 
     #[test]
     fn bounds_default_like_loki() {

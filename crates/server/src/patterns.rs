@@ -92,12 +92,7 @@ pub struct Request {
 impl Request {
     /// Reads `query`, `start`, `end` (or `since`) and `step` as Loki does.
     pub fn from_params(p: &Params, now: i64) -> Result<Request, ApiError> {
-        let (start, end) = p.bounds(now)?;
-        if end < start {
-            return Err(ApiError::bad_request(
-                "end timestamp must not be before or equal to start time",
-            ));
-        }
+        let (start, end) = p.ordered_bounds(now)?;
         let step = p.step_or_default(start, end)?;
         if (end - start) / step > MAX_POINTS {
             return Err(ApiError::bad_request(

@@ -64,12 +64,7 @@ struct Request {
 
 async fn volume(app: &Arc<App>, p: Params, is_range: bool) -> Result<Bytes, ApiError> {
     let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
-    let (start, end) = p.bounds(now_nanos())?;
-    if end < start {
-        return Err(ApiError::bad_request(
-            "end timestamp must not be before or equal to start time",
-        ));
-    }
+    let (start, end) = p.ordered_bounds(now_nanos())?;
     let limit = match p.get("limit") {
         Some("0") => DEFAULT_LIMIT,
         _ => p.positive("limit", DEFAULT_LIMIT)?,
