@@ -23,9 +23,9 @@ pub(crate) mod json;
 mod json_expr;
 mod label_filter;
 mod label_regex;
-mod labels;
+pub(crate) mod labels;
 mod line_filter;
-mod logfmt;
+pub(crate) mod logfmt;
 mod pattern;
 pub(crate) mod regex_go;
 mod required;
@@ -38,6 +38,7 @@ use protocol::Labels;
 pub use labels::{Category, LabelSet};
 
 use crate::ast::{Grouping, Parser, Stage, Unwrap, UnwrapConversion};
+use crate::fields::{FieldKind, FieldNames};
 use crate::source::RequiredText;
 use hints::{EarlyFilters, Hints};
 
@@ -75,6 +76,19 @@ struct UnwrapStep {
     label: String,
     conversion: Option<UnwrapConversion>,
     post: Vec<Arc<label_filter::Compiled>>,
+}
+
+impl UnwrapStep {
+    /// The sample value of the unwrapped label's value `raw`, or the conversion error.
+    fn convert(&self, raw: &str) -> Result<f64, String> {
+        match self.conversion {
+            None => convert::parse_float(raw),
+            Some(UnwrapConversion::Duration | UnwrapConversion::DurationSeconds) => {
+                convert::parse_go_duration(raw).map(convert::duration_seconds)
+            }
+            Some(UnwrapConversion::Bytes) => convert::parse_bytes(raw).map(|b| b as f64),
+        }
+    }
 }
 
 /// A compiled pipeline.
@@ -260,35 +274,75 @@ impl Pipeline {
         self
     }
 
-    /// The labels a metric pipeline of `| json` (without parameters) and label filters
-    /// takes from each line, when its hints name them: then a line's outcome depends only
-    /// on its top-level members of those names, and write-time field columns
-    /// ([`crate::fields`]) can stand in for the line.
-    pub fn json_field_names(&self) -> Option<Vec<String>> {
-        if !self.is_json_then_filters() {
-            return None;
-        }
-        self.hints.named_only().map(<[String]>::to_vec)
+    /// The labels a metric pipeline of `| json` or `| logfmt` (without parameters) and
+    /// label filters takes from each line, when its hints name them: then a line's outcome
+    /// depends only on its fields of those names (for JSON, top-level members), and
+    /// write-time field columns ([`crate::fields`]) can stand in for the line.
+    pub fn field_names(&self) -> Option<FieldNames> {
+        let kind = self.parser_then_filters()?;
+        self.hints.named_only().map(|names| FieldNames {
+            kind,
+            names: names.to_vec(),
+        })
     }
 
-    /// `| json` without parameters, then label filters only.
-    fn is_json_then_filters(&self) -> bool {
-        match self.steps.split_first() {
-            Some((Step::Json, rest)) => rest.iter().all(|s| matches!(s, Step::LabelFilter(_))),
-            _ => false,
+    /// The unwrapped label, when its value decides nothing but the sample value: no label
+    /// filter reads it and none follows the unwrap. Then, among lines whose value of it
+    /// converts cleanly and that set it from their own field, the lines that agree on
+    /// everything else pass or drop alike and land in one series (the unwrapped label is
+    /// not part of a clean sample's series).
+    pub(crate) fn value_only_unwrap(&self) -> Option<&str> {
+        let u = self.unwrap.as_ref().filter(|u| u.post.is_empty())?;
+        let mut read = Vec::new();
+        for s in &self.steps {
+            if let Step::LabelFilter(f) = s {
+                f.names(&mut read);
+            }
         }
+        (!read.contains(&u.label)).then_some(u.label.as_str())
     }
 
-    /// The labels the filters of a log pipeline of `| json` (without parameters) and label
-    /// filters read, when field columns can decide which lines the filters drop: a line
-    /// the pipeline drops when it runs on a one-object line of just these members (from
-    /// a block without nested objects) is dropped on the whole line too.
-    pub fn json_filter_names(&self) -> Option<Vec<String>> {
+    /// The sample value of unwrapped value `raw`; `None` when it does not convert.
+    pub(crate) fn convert_unwrapped(&self, raw: &str) -> Option<f64> {
+        self.unwrap.as_ref()?.convert(raw).ok()
+    }
+
+    /// The parser of a pipeline of `| json` or `| logfmt` without parameters, then label
+    /// filters only.
+    fn parser_then_filters(&self) -> Option<FieldKind> {
+        let (first, rest) = self.steps.split_first()?;
+        let kind = match first {
+            Step::Json => FieldKind::Json,
+            Step::Logfmt(_) => FieldKind::Logfmt,
+            _ => return None,
+        };
+        rest.iter()
+            .all(|s| matches!(s, Step::LabelFilter(_)))
+            .then_some(kind)
+    }
+
+    /// The labels the filters of a log pipeline of `| json` or `| logfmt` (without
+    /// parameters) and label filters read, when field columns can decide which lines the
+    /// filters drop: a line the pipeline drops when it runs on a line of just these fields
+    /// (from a block without nested objects) is dropped on the whole line too. A name
+    /// `x_extracted` brings `x` along: a field `x` that collides with a stream label
+    /// fills it.
+    pub fn filter_names(&self) -> Option<FieldNames> {
         // No filter stage means no name read: `referenced` is empty then.
-        if !self.is_json_then_filters() || !self.early.paired() || self.referenced.is_empty() {
+        let kind = self.parser_then_filters()?;
+        if !self.early.paired() || self.referenced.is_empty() {
             return None;
         }
-        Some(self.referenced.clone())
+        let mut names = self.referenced.clone();
+        for n in &self.referenced {
+            if let Some(base) = n.strip_suffix(labels::DUPLICATE_SUFFIX)
+                && !base.is_empty()
+                && !names.iter().any(|m| m == base)
+            {
+                names.push(base.to_string());
+            }
+        }
+        Some(FieldNames { kind, names })
     }
 
     /// Whether any stage reads the stored line; when not, storage need not decompress
@@ -549,14 +603,7 @@ impl StreamPipeline<'_> {
             if raw.is_empty() {
                 return None;
             }
-            let conv = match u.conversion {
-                None => convert::parse_float(raw),
-                Some(UnwrapConversion::Duration | UnwrapConversion::DurationSeconds) => {
-                    convert::parse_go_duration(raw).map(convert::duration_seconds)
-                }
-                Some(UnwrapConversion::Bytes) => convert::parse_bytes(raw).map(|b| b as f64),
-            };
-            let v = match conv {
+            let v = match u.convert(raw) {
                 Ok(v) => v,
                 Err(e) => {
                     self.set.set_err(SAMPLE_ERR);

@@ -57,7 +57,7 @@ pub struct Select<'a> {
     /// whose columns cover these names ([`crate::fields::Fields::plan`]), its
     /// [`Batch::fields`] (with lines only when [`Columns::lines`] asks), and the lines of
     /// every other source.
-    pub fields: Option<&'a [String]>,
+    pub fields: Option<&'a crate::fields::FieldNames>,
 }
 
 /// Why storage could not answer. Storage errors are the server's fault (HTTP 500), except

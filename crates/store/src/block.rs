@@ -26,7 +26,7 @@
 //! tells them apart.
 
 use logql::Batch;
-use logql::fields::{FieldColumn, Fields, FieldsWriter};
+use logql::fields::{FieldColumn, FieldKind, Fields, FieldsWriter, Tokens};
 
 use crate::codec::{Corrupt, Decoder, put_bytes, put_uvarint};
 
@@ -142,19 +142,17 @@ impl BlockEncoder {
                 sizes.meta = self.column(out)?;
             }
         }
-        // fields, when the lines are JSON objects
-        self.fields.reset();
-        if b.line(range.start).trim_ascii_start().first() == Some(&b'{') {
-            for i in range.clone() {
-                if !self.fields.add(b.line(i)) {
-                    break;
-                }
+        // fields, when the lines are JSON objects or logfmt pairs
+        self.fields.reset(b.line(range.start));
+        for i in range.clone() {
+            if !self.fields.add(b.line(i)) {
+                break;
             }
         }
         if let Some(f) = self.fields.finish() {
             self.scratch.clear();
-            encode_fields(&f, &mut self.scratch);
-            sizes.fields = self.column(out)?;
+            encode_fields(&f, &mut self.values, &mut self.scratch);
+            sizes.fields = self.planes_column(out)?;
         }
         Ok(sizes)
     }
@@ -205,7 +203,15 @@ where
     Ok(())
 }
 
-fn encode_fields(f: &Fields, out: &mut Vec<u8>) {
+/// Writes the fields column's payload: the kind, each column's name and tokens, each
+/// column's codes in byte planes, then the uncovered and nested names. (Fields columns
+/// written before logfmt columns had no kind and a byte per code, and no
+/// [`LAYOUT_PLANES`] bit.)
+fn encode_fields(f: &Fields, values: &mut Vec<u64>, out: &mut Vec<u8>) {
+    out.push(match f.kind {
+        FieldKind::Json => 0,
+        FieldKind::Logfmt => 1,
+    });
     put_uvarint(out, f.columns.len() as u64);
     for c in &f.columns {
         put_bytes(out, c.name.as_bytes());
@@ -215,7 +221,9 @@ fn encode_fields(f: &Fields, out: &mut Vec<u8>) {
         }
     }
     for c in &f.columns {
-        out.extend_from_slice(&c.codes);
+        values.clear();
+        values.extend(c.codes.iter().map(|&k| u64::from(k)));
+        put_planes(out, values);
     }
     for names in [&f.uncovered, &f.nested] {
         put_uvarint(out, names.len() as u64);
@@ -436,32 +444,77 @@ fn timestamps_from_planes(raw: &[u8], count: usize, out: &mut Vec<i64>) -> Resul
 }
 
 impl BlockDecoder {
-    /// Decodes the fields column of a block of `count` entries.
-    pub fn fields(&mut self, col: &[u8], count: usize) -> Result<Fields, Corrupt> {
+    /// Decodes the fields column of a block of `count` entries: the columns named in
+    /// `names` (all with `None`) and the uncovered and nested names.
+    pub fn fields(
+        &mut self,
+        col: &[u8],
+        count: usize,
+        names: Option<&[String]>,
+    ) -> Result<Fields, Corrupt> {
         let mut raw = std::mem::take(&mut self.scratch);
-        let r = self.column_into(col, &mut raw).and_then(|()| {
+        let r = self.integers_into(col, &mut raw).and_then(|planes| {
             let mut d = Decoder::new(&raw);
             let mut f = Fields::default();
-            let n = d.count(2)?;
-            for _ in 0..n {
-                let name = d.str()?.to_string();
-                let k = d.count(1)?;
-                let mut tokens = Vec::with_capacity(k);
-                for _ in 0..k {
-                    tokens.push(d.bytes()?.to_vec());
-                }
-                f.columns.push(FieldColumn {
-                    name,
-                    tokens: std::sync::Arc::new(tokens),
-                    codes: Vec::new(),
-                });
+            if planes {
+                f.kind = match d.u8()? {
+                    0 => FieldKind::Json,
+                    1 => FieldKind::Logfmt,
+                    _ => return Err(Corrupt),
+                };
             }
-            for c in &mut f.columns {
-                let codes = d.take(count)?;
-                if codes.iter().any(|&k| usize::from(k) > c.tokens.len()) {
+            let n = d.count(2)?;
+            // Per column: kept, and its token count.
+            let mut kept = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = d.str()?;
+                let keep = names.is_none_or(|w| w.iter().any(|x| x == name));
+                let k = d.count(1)?;
+                let mut tokens = Tokens::default();
+                for _ in 0..k {
+                    let t = d.bytes()?;
+                    if keep {
+                        tokens.push(t);
+                    }
+                }
+                kept.push((keep, k));
+                if keep {
+                    f.columns.push(FieldColumn {
+                        name: name.to_string(),
+                        tokens: std::sync::Arc::new(tokens),
+                        codes: Vec::new(),
+                    });
+                }
+            }
+            let mut out = f.columns.iter_mut();
+            for (keep, k) in kept {
+                let codes: Vec<u16> = if planes {
+                    let width = usize::from(d.u8()?);
+                    if !(1..=2).contains(&width) {
+                        return Err(Corrupt);
+                    }
+                    let p = d.take(width * count)?;
+                    if !keep {
+                        continue;
+                    }
+                    let mut codes: Vec<u16> = p[..count].iter().map(|&b| u16::from(b)).collect();
+                    if width == 2 {
+                        for (c, &hi) in codes.iter_mut().zip(&p[count..]) {
+                            *c |= u16::from(hi) << 8;
+                        }
+                    }
+                    codes
+                } else {
+                    let p = d.take(count)?;
+                    if !keep {
+                        continue;
+                    }
+                    p.iter().map(|&b| u16::from(b)).collect()
+                };
+                if codes.iter().any(|&c| usize::from(c) > k) {
                     return Err(Corrupt);
                 }
-                c.codes = codes.to_vec();
+                out.next().ok_or(Corrupt)?.codes = codes;
             }
             for names in [&mut f.uncovered, &mut f.nested] {
                 let n = d.count(1)?;
@@ -525,24 +578,70 @@ mod tests {
         let start = (sizes.ts + sizes.lengths + sizes.lines + sizes.meta) as usize;
         let col = &out[start..start + sizes.fields as usize];
         let mut dec = BlockDecoder::new().unwrap();
-        let f = dec.fields(col, 2).unwrap();
+        let f = dec.fields(col, 2, None).unwrap();
         assert_eq!(f.columns[0].name, "level");
         assert_eq!(f.columns[0].codes, vec![1, 2]);
         assert_eq!(f.columns[1].codes, vec![1, 0]);
         // A wrong entry count, or a code past the tokens, is damage.
-        assert!(dec.fields(col, 3).is_err());
+        assert!(dec.fields(col, 3, None).is_err());
         let mut raw = Vec::new();
-        encode_fields(&f, &mut raw);
+        encode_fields(&f, &mut Vec::new(), &mut raw);
         let last = raw.len() - 3; // the second column's last code, before two empty lists
         raw[last] = 9;
-        let mut bad = vec![CODEC_RAW];
+        let mut bad = vec![CODEC_RAW | LAYOUT_PLANES];
         put_uvarint(&mut bad, raw.len() as u64);
         bad.extend_from_slice(&raw);
-        assert!(dec.fields(&bad, 2).is_err());
+        assert!(dec.fields(&bad, 2, None).is_err());
         // Text lines get no fields column.
         let t = batch(&[(1, "plain", &[]), (2, r#"{"a":1}"#, &[])]);
         let mut out = Vec::new();
         assert_eq!(enc.encode(&t, 0..2, &mut out).unwrap().fields, 0);
+    }
+
+    #[test]
+    fn logfmt_fields_round_trip_with_wide_codes() {
+        let lines: Vec<String> = (0..600)
+            .map(|i| format!("level=info d={i}ms msg=\"x y\""))
+            .collect();
+        let entries: Vec<TestEntry<'_>> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as i64, l.as_str(), &[][..]))
+            .collect();
+        let b = batch(&entries);
+        let mut enc = BlockEncoder::new(1).unwrap();
+        let mut out = Vec::new();
+        let sizes = enc.encode(&b, 0..600, &mut out).unwrap();
+        let start = (sizes.ts + sizes.lengths + sizes.lines + sizes.meta) as usize;
+        let col = &out[start..start + sizes.fields as usize];
+        let f = BlockDecoder::new().unwrap().fields(col, 600, None).unwrap();
+        assert_eq!(f.kind, FieldKind::Logfmt);
+        let d = f.columns.iter().find(|c| c.name == "d").unwrap();
+        assert_eq!(d.codes[599], 600);
+        assert_eq!(&d.tokens[599], b"599ms");
+        let msg = f.columns.iter().find(|c| c.name == "msg").unwrap();
+        assert_eq!(msg.tokens.iter().collect::<Vec<_>>(), [b"\"x y\""]);
+    }
+
+    /// Fields columns written before logfmt columns (no kind, a byte per code, no planes
+    /// bit) read as JSON columns.
+    #[test]
+    fn fields_of_the_first_layout_still_decode() {
+        let mut raw = Vec::new();
+        put_uvarint(&mut raw, 1);
+        put_bytes(&mut raw, b"level");
+        put_uvarint(&mut raw, 2);
+        put_bytes(&mut raw, b"\"info\"");
+        put_bytes(&mut raw, b"\"warn\"");
+        raw.extend_from_slice(&[2, 0, 1]);
+        put_uvarint(&mut raw, 0);
+        put_uvarint(&mut raw, 0);
+        let mut col = vec![CODEC_RAW];
+        put_uvarint(&mut col, raw.len() as u64);
+        col.extend_from_slice(&raw);
+        let f = BlockDecoder::new().unwrap().fields(&col, 3, None).unwrap();
+        assert_eq!(f.kind, FieldKind::Json);
+        assert_eq!(f.columns[0].codes, vec![2, 0, 1]);
     }
 
     #[test]
@@ -688,7 +787,7 @@ mod tests {
             let _ = dec.lines(lines, &mut Vec::new());
             let (mut d, mut o, mut i) = (Vec::new(), Vec::new(), Vec::new());
             let _ = dec.metadata(meta, count, &mut d, &mut o, &mut i);
-            let _ = dec.fields(fields, count);
+            let _ = dec.fields(fields, count, None);
         }
     }
 

@@ -11,6 +11,8 @@ use crate::source::Batch;
 
 /// What a combination gave, per batch (codes are per block, metadata ids per batch).
 pub(crate) struct FieldMemo<T> {
+    /// Combinations of up to three numbers, packed with their count.
+    small: HashMap<u128, T, BuildHasherDefault<IntHasher>>,
     seen: HashMap<Vec<u32>, T, BuildHasherDefault<IntHasher>>,
     key: Vec<u32>,
     line: Vec<u8>,
@@ -19,6 +21,7 @@ pub(crate) struct FieldMemo<T> {
 impl<T: Copy> FieldMemo<T> {
     pub(crate) fn new() -> FieldMemo<T> {
         FieldMemo {
+            small: HashMap::default(),
             seen: HashMap::default(),
             key: Vec::new(),
             line: Vec::new(),
@@ -27,6 +30,7 @@ impl<T: Copy> FieldMemo<T> {
 
     /// Forgets the previous batch.
     pub(crate) fn clear(&mut self) {
+        self.small.clear();
         self.seen.clear();
     }
 
@@ -40,18 +44,68 @@ impl<T: Copy> FieldMemo<T> {
         i: usize,
         run: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.get_keyed(fields, cols, cols, batch, i, run)
+    }
+
+    /// Like [`get`](Self::get), with combinations told apart by the codes of `key_cols`
+    /// only, while `run` gets the line of `line_cols`: for outcomes that the other
+    /// columns do not change.
+    pub(crate) fn get_keyed<E>(
+        &mut self,
+        fields: &Fields,
+        key_cols: &[usize],
+        line_cols: &[usize],
+        batch: &Batch,
+        i: usize,
+        run: impl FnOnce(&[u8]) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.key.clear();
-        self.key
-            .extend(cols.iter().map(|&c| u32::from(fields.columns[c].codes[i])));
+        self.key.extend(
+            key_cols
+                .iter()
+                .map(|&c| u32::from(fields.columns[c].codes[i])),
+        );
         self.key.extend_from_slice(batch.metadata_ids(i));
+        if self.key.len() <= 3 {
+            let packed = self
+                .key
+                .iter()
+                .enumerate()
+                .fold(self.key.len() as u128, |p, (j, &x)| {
+                    p | u128::from(x) << (32 * (j + 1))
+                });
+            if let Some(&t) = self.small.get(&packed) {
+                return Ok(t);
+            }
+            synthetic_line(&mut self.line, fields, line_cols, i);
+            let t = run(&self.line)?;
+            self.small.insert(packed, t);
+            return Ok(t);
+        }
         if let Some(&t) = self.seen.get(self.key.as_slice()) {
             return Ok(t);
         }
-        synthetic_line(&mut self.line, fields, cols, i);
+        synthetic_line(&mut self.line, fields, line_cols, i);
         let t = run(&self.line)?;
         self.seen.insert(self.key.clone(), t);
         Ok(t)
     }
+}
+
+/// The plain value of a field token, when a parser sets its label to exactly that: the
+/// token without its quotes, if it has them, free of blanks, control bytes, quotes and
+/// backslashes (so no escape), and valid UTF-8 without U+FFFD (nothing to mend).
+pub(crate) fn plain_value(token: &[u8]) -> Option<&str> {
+    let t = match token {
+        [b'"', inner @ .., b'"'] => inner,
+        t => t,
+    };
+    if t.is_empty() || t.iter().any(|&b| b <= b' ' || b == b'"' || b == b'\\') {
+        return None;
+    }
+    std::str::from_utf8(t)
+        .ok()
+        .filter(|s| !s.contains('\u{FFFD}'))
 }
 
 /// Hashes the small integer keys of combinations (Fx-style: SipHash was an eighth of
@@ -75,6 +129,10 @@ impl std::hash::Hasher for IntHasher {
             w[..c.len()].copy_from_slice(c);
             self.add(u64::from_le_bytes(w));
         }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.add(v as u64);
+        self.add((v >> 64) as u64);
     }
     fn write_u32(&mut self, v: u32) {
         self.add(u64::from(v));

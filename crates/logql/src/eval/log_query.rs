@@ -8,6 +8,7 @@
 //! bounded by the limit. Equal timestamps order by label set, as Loki's merge does.
 
 use super::by_fields::FieldMemo;
+use crate::fields::FieldNames;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -85,7 +86,7 @@ pub(crate) fn eval(
     let pipeline =
         Pipeline::new(&log.pipeline, None).map_err(|e| QueryError::Pipeline(e.to_string()))?;
     let required = pipeline.required_text();
-    let filter_names = pipeline.json_filter_names();
+    let filter_names = pipeline.filter_names();
     let select = Select {
         matchers: &log.selector,
         start,
@@ -96,7 +97,7 @@ pub(crate) fn eval(
             metadata: true,
         },
         required: required.as_ref(),
-        fields: filter_names.as_deref(),
+        fields: filter_names.as_ref(),
     };
     let forward = direction == Direction::Forward;
     let mut cursors = ctx.src.select(&select)?;
@@ -141,7 +142,7 @@ pub(crate) fn eval(
                     let mut w = Worker {
                         ctx,
                         pipeline: &pipeline,
-                        filter_names: filter_names.as_deref(),
+                        filter_names: filter_names.as_ref(),
                         forward,
                         limit: heap_limit,
                         cutoff,
@@ -193,7 +194,7 @@ struct Worker<'c, 'p> {
     ctx: &'c Ctx<'c>,
     pipeline: &'p Pipeline,
     /// The labels the filters read, when field columns may decide which lines they drop.
-    filter_names: Option<&'p [String]>,
+    filter_names: Option<&'p FieldNames>,
     forward: bool,
     limit: usize,
     /// No entry beyond this time can be returned.

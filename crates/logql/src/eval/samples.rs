@@ -15,10 +15,11 @@ use std::sync::Mutex;
 
 use protocol::{Label, Labels};
 
-use super::by_fields::FieldMemo;
+use super::by_fields::{FieldMemo, plain_value};
 use super::{Ctx, Steps, group_labels};
 use crate::ast::{Grouping, RangeAggregation, RangeOp};
 use crate::engine::QueryError;
+use crate::fields::FieldNames;
 use crate::pipeline::LabelSet;
 use crate::pipeline::Pipeline;
 use crate::source::{Batch, Columns, Direction, Select, StreamCursor};
@@ -210,7 +211,7 @@ pub(crate) fn collect(
     let bytes = matches!(r.op, RangeOp::BytesOverTime | RangeOp::BytesRate);
     let has_stages = !range.log.pipeline.is_empty() || range.unwrap.is_some();
     let required = pipeline.required_text();
-    let field_names = pipeline.json_field_names();
+    let field_names = pipeline.field_names();
     let select = Select {
         matchers: &range.log.selector,
         start: steps.start - range.offset - range.interval + 1,
@@ -221,7 +222,7 @@ pub(crate) fn collect(
             metadata: has_stages || *group != SampleGroup::NoLabels,
         },
         required: required.as_ref(),
-        fields: field_names.as_deref(),
+        fields: field_names.as_ref(),
     };
     // The unwrapped label is not part of the series, unless grouping keeps it.
     let group = match (group, &range.unwrap) {
@@ -316,12 +317,23 @@ struct Job<'a> {
     unwrap: bool,
     buckets: Option<BucketGeometry>,
     /// The labels the pipeline takes from lines, when field columns can stand in for them.
-    field_names: Option<Vec<String>>,
+    field_names: Option<FieldNames>,
 }
 
 /// What the pipeline made of one combination of field tokens and metadata: the series and
 /// value of the sample, or no sample.
 type FieldOutcome = Option<(usize, f64)>;
+
+/// What the pipeline made of a combination of the tokens other than the unwrapped field's
+/// (see [`Pipeline::value_only_unwrap`]), for lines whose unwrapped token is plain and
+/// converts: their series, or that they are dropped, or that the first such line did not
+/// take its value from its own token (a collision) and each line must run.
+#[derive(Clone, Copy)]
+enum Split {
+    Series(usize),
+    Dropped,
+    Unsure,
+}
 
 impl Job<'_> {
     /// The series index for `labels`, created if new.
@@ -456,6 +468,10 @@ impl Job<'_> {
         // Label-set hash to series, for this stream.
         let mut cache: HashMap<u64, usize> = HashMap::new();
         let mut by_fields: FieldMemo<FieldOutcome> = FieldMemo::new();
+        let mut by_others: FieldMemo<Split> = FieldMemo::new();
+        let value_only = self.pipeline.value_only_unwrap();
+        // The sample value of each token of the unwrapped field's column, once computed.
+        let mut values: Vec<Option<Option<f64>>> = Vec::new();
         let mut hint = (0, 0, 0);
         while let Some(batch) = cursor.next_batch()? {
             self.ctx.check_time()?;
@@ -466,20 +482,74 @@ impl Job<'_> {
                 // The pipeline runs once per distinct combination of the tokens it reads
                 // (and the metadata), on a line of just those members.
                 by_fields.clear();
+                by_others.clear();
+                // An unwrapped field whose value decides only the sample value: the
+                // pipeline runs once per combination of the other tokens, and each token
+                // is converted once.
+                let split = value_only.and_then(|u| {
+                    let pos = plan.iter().position(|&c| fields.columns[c].name == u)?;
+                    let mut others = plan.clone();
+                    let col = others.remove(pos);
+                    values.clear();
+                    values.resize(fields.columns[col].tokens.len() + 1, None);
+                    Some((u, col, others))
+                });
                 for i in 0..batch.len() {
                     let ts = batch.timestamps[i];
-                    let outcome = by_fields.get(fields, &plan, batch, i, |line| {
-                        Ok::<_, QueryError>(match sp.process(ts, line, batch.metadata(i)) {
-                            None => None,
-                            Some(p) => match (self.unwrap, p.value) {
-                                (true, None) => None,
-                                (_, v) => Some((
-                                    self.series_of(p.labels, acc, &mut cache)?,
-                                    v.unwrap_or(1.0),
-                                )),
-                            },
-                        })
-                    })?;
+                    let mut outcome = None;
+                    let mut decided = false;
+                    if let Some((u, col, others)) = &split {
+                        let column = &fields.columns[*col];
+                        let code = usize::from(column.codes[i]);
+                        let token = (code > 0).then(|| &column.tokens[code - 1][..]);
+                        let v = *values[code].get_or_insert_with(|| {
+                            token
+                                .and_then(plain_value)
+                                .and_then(|t| self.pipeline.convert_unwrapped(t))
+                        });
+                        if let (Some(v), Some(token)) = (v, token.and_then(plain_value)) {
+                            let split =
+                                by_others.get_keyed(fields, others, &plan, batch, i, |line| {
+                                    Ok::<_, QueryError>(
+                                        match sp.process(ts, line, batch.metadata(i)) {
+                                            None => Split::Dropped,
+                                            Some(p)
+                                                if p.value.is_some()
+                                                    && !p.labels.has_err()
+                                                    && p.labels.lookup_parsed(u) == Some(token) =>
+                                            {
+                                                Split::Series(
+                                                    self.series_of(p.labels, acc, &mut cache)?,
+                                                )
+                                            }
+                                            Some(_) => Split::Unsure,
+                                        },
+                                    )
+                                })?;
+                            match split {
+                                Split::Series(idx) => {
+                                    outcome = Some((idx, v));
+                                    decided = true;
+                                }
+                                Split::Dropped => decided = true,
+                                Split::Unsure => {}
+                            }
+                        }
+                    }
+                    if !decided {
+                        outcome = by_fields.get(fields, &plan, batch, i, |line| {
+                            Ok::<_, QueryError>(match sp.process(ts, line, batch.metadata(i)) {
+                                None => None,
+                                Some(p) => match (self.unwrap, p.value) {
+                                    (true, None) => None,
+                                    (_, v) => Some((
+                                        self.series_of(p.labels, acc, &mut cache)?,
+                                        v.unwrap_or(1.0),
+                                    )),
+                                },
+                            })
+                        })?;
+                    }
                     let Some((idx, v)) = outcome else { continue };
                     let value = if self.unwrap {
                         v

@@ -250,6 +250,14 @@ impl LabelSet {
         self.find_span(name).map(|(s, _)| self.str(s))
     }
 
+    /// A label's value when a parser or formatter set it on this line.
+    pub(crate) fn lookup_parsed(&self, name: &str) -> Option<&str> {
+        match self.find_span(name) {
+            Some((s, Category::Parsed)) => Some(self.str(s)),
+            _ => None,
+        }
+    }
+
     /// A label's value as templates see it: every label, the error labels included.
     pub(crate) fn lookup_all(&self, name: &str) -> Option<&str> {
         if name == ERROR_LABEL

@@ -25,6 +25,8 @@ struct Decoder {
     pos: usize,
     key: Option<(usize, usize)>,
     value: Option<Val>,
+    /// Where the value of the pair just scanned starts (after its `=`), when it has one.
+    eq: Option<usize>,
     buf: Vec<u8>,
     err: Option<String>,
 }
@@ -78,6 +80,7 @@ impl Decoder {
     fn scan(&mut self, line: &[u8]) -> bool {
         self.key = None;
         self.value = None;
+        self.eq = None;
         // Garbage before the key.
         match line[self.pos..].iter().position(|&c| c > b' ') {
             Some(p) => self.pos += p,
@@ -139,6 +142,7 @@ impl Decoder {
         }
         // `=`, then the value.
         self.pos += 1;
+        self.eq = Some(self.pos);
         if self.pos >= line.len() {
             return true;
         }
@@ -210,6 +214,37 @@ impl Decoder {
         self.syntax_error("unterminated quoted value");
         false
     }
+}
+
+/// Calls `f(key, token)` for each pair of `line`, `token` being the value as it stands in
+/// the line (a quoted value with its quotes, empty for `key` and `key=`); stops when `f`
+/// says `false`. `false` when it stopped, when the line has a syntax error (even one that
+/// `| logfmt` without `--strict` passes over) or when no pair has a `=`: then the line is
+/// not one whose pairs stand for it ([`crate::fields`]).
+pub(crate) fn pairs_each(line: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> bool {
+    let mut dec = Decoder::default();
+    let mut any_eq = false;
+    while !dec.eol(line) {
+        let ok = dec.scan(line);
+        if dec.err.is_some() {
+            return false;
+        }
+        let key = dec.key(line);
+        if !ok || key.is_empty() {
+            continue;
+        }
+        let token = match dec.eq {
+            Some(s) => {
+                any_eq = true;
+                &line[s..dec.pos]
+            }
+            None => &[][..],
+        };
+        if !f(key, token) {
+            return false;
+        }
+    }
+    any_eq
 }
 
 /// Unquotes the body of a quoted logfmt value (Go's JSON unquoting plus `\'`). Invalid

@@ -49,7 +49,7 @@ pub struct Cursor {
     columns: Columns,
     required: Option<RequiredText>,
     /// Names the query would take from field columns instead of lines.
-    fields: Option<Vec<String>>,
+    fields: Option<logql::fields::FieldNames>,
     out: Batch,
     io: Vec<u8>,
     /// The entries at one timestamp across open sources, as (open source, entry index).
@@ -123,7 +123,7 @@ impl Cursor {
             dir: req.direction,
             columns: req.columns,
             required: req.required.cloned(),
-            fields: req.fields.map(<[String]>::to_vec),
+            fields: req.fields.cloned(),
             out: Batch::default(),
             io: Vec::new(),
             group: Vec::new(),
@@ -181,7 +181,7 @@ impl Cursor {
     fn open_source(&mut self, src: &Src) -> Result<Option<Open>, Gone> {
         // With fields asked, a block whose fields cover the names and that overlaps
         // nothing is read without its lines; every other source with them.
-        let fields = self.fields.as_deref().filter(|_| {
+        let fields = self.fields.as_ref().filter(|_| {
             !src.overlaps
                 && matches!(&src.r, SourceRef::Block { part, block }
                     if part.part.index.blocks[*block as usize].columns.fields > 0)
@@ -261,7 +261,7 @@ impl Cursor {
         block: u32,
         meta: &crate::part::index::BlockMeta,
         mut lines: bool,
-        fields: Option<&[String]>,
+        fields: Option<&logql::fields::FieldNames>,
         columns: Columns,
         io: &mut Vec<u8>,
     ) -> Result<Batch, Gone> {
@@ -286,7 +286,9 @@ impl Cursor {
         if let Some(names) = fields {
             let (off, len) = meta.fields_range();
             store.read_at(key, size, off, len, io).map_err(err)?;
-            let f = dec.fields(io, n).map_err(|_| corrupt())?;
+            let f = dec
+                .fields(io, n, Some(&names.names))
+                .map_err(|_| corrupt())?;
             if f.plan(names).is_some() {
                 b.fields = Some(Box::new(f));
                 lines = columns.lines;
@@ -444,6 +446,7 @@ impl Cursor {
                 })
                 .collect();
             out.fields = Some(Box::new(logql::fields::Fields {
+                kind: f.kind,
                 columns,
                 uncovered: f.uncovered.clone(),
                 nested: f.nested.clone(),
