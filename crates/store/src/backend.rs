@@ -84,17 +84,21 @@ impl LocalParts {
 
 pub fn read_file_at(
     file: &File,
-    path: &Path,
+    path: impl FnOnce() -> PathBuf,
     offset: u64,
     len: u64,
     out: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
     out.clear();
-    let len = usize::try_from(len)
-        .map_err(|_| StoreError::Corrupt(format!("read of {len} bytes from {}", path.display())))?;
+    let Ok(len) = usize::try_from(len) else {
+        return Err(StoreError::Corrupt(format!(
+            "read of {len} bytes from {}",
+            path().display()
+        )));
+    };
     out.resize(len, 0);
     file.read_exact_at(out, offset)
-        .map_err(|e| StoreError::io("reading a part", path, e))
+        .map_err(|e| StoreError::io("reading a part", &path(), e))
 }
 
 impl PartStore for LocalParts {
@@ -153,7 +157,7 @@ impl PartStore for LocalParts {
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
         let f = self.file(key)?;
-        read_file_at(&f, &self.root.join(key.path()), offset, len, out)
+        read_file_at(&f, || self.root.join(key.path()), offset, len, out)
     }
 
     fn delete(&self, key: &PartKey) -> Result<(), StoreError> {

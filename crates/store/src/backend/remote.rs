@@ -292,7 +292,7 @@ impl PartStore for RemoteParts {
         out: &mut Vec<u8>,
     ) -> Result<(), StoreError> {
         if let Some(f) = self.cached(key) {
-            return read_file_at(&f, &self.cache_path(key), offset, len, out);
+            return read_file_at(&f, || self.cache_path(key), offset, len, out);
         }
         // The footer and index (read at open): a ranged GET, no download.
         if offset + len == size || offset + len + crate::part::index::FOOTER_LEN as u64 == size {
@@ -309,7 +309,7 @@ impl PartStore for RemoteParts {
             return Ok(());
         }
         let f = self.download(key, size)?;
-        read_file_at(&f, &self.cache_path(key), offset, len, out)
+        read_file_at(&f, || self.cache_path(key), offset, len, out)
     }
 
     fn delete(&self, key: &PartKey) -> Result<(), StoreError> {
