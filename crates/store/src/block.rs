@@ -7,11 +7,12 @@
 //! lengths      line lengths in byte planes                          ─┘ (one ranged read)
 //! lines        the lines concatenated                               ── only with Columns::lines
 //! metadata     per-block dictionary of (name, value), per entry ids ── only with Columns::metadata
-//! fields       JSON members' tokens, per name a dictionary and codes ── only with Columns::fields
+//! fields       JSON or logfmt fields' tokens, per name a dictionary and codes ── on request
 //! ```
 //!
-//! The fields column is there only when every line of the block is a JSON object
-//! ([`logql::fields`]); it is small (names with few distinct values in a block only).
+//! The fields column is there only when every line of the block is a JSON object or
+//! clean logfmt ([`logql::fields`]); it is small (only names whose distinct values in the
+//! block are short and few enough).
 //!
 //! Each column is `codec u8, raw length varint, payload`; the codec is zstd or raw,
 //! whichever is smaller (raw wins for short columns, where zstd's frame costs more than it
@@ -221,8 +222,19 @@ fn encode_fields(f: &Fields, values: &mut Vec<u64>, out: &mut Vec<u8>) {
         }
     }
     for c in &f.columns {
+        // A token's code is the next new one at its first entry (codes are given in order
+        // of first sight): that is stored as 1, any other code `k` as `k + 1`, so a
+        // column of mostly distinct tokens is mostly ones.
         values.clear();
-        values.extend(c.codes.iter().map(|&k| u64::from(k)));
+        let mut next = 1;
+        values.extend(c.codes.iter().map(|&k| match k {
+            0 => 0,
+            k if k == next => {
+                next += 1;
+                1
+            }
+            k => u64::from(k) + 1,
+        }));
         put_planes(out, values);
     }
     for names in [&f.uncovered, &f.nested] {
@@ -501,6 +513,18 @@ impl BlockDecoder {
                     if width == 2 {
                         for (c, &hi) in codes.iter_mut().zip(&p[count..]) {
                             *c |= u16::from(hi) << 8;
+                        }
+                    }
+                    // Undo `encode_fields`' numbering: 1 is the next new token.
+                    let mut next: u16 = 1;
+                    for c in &mut codes {
+                        match *c {
+                            0 => {}
+                            1 => {
+                                *c = next;
+                                next = next.checked_add(1).ok_or(Corrupt)?;
+                            }
+                            s => *c = s - 1,
                         }
                     }
                     codes
