@@ -184,7 +184,7 @@ fn put_planes(out: &mut Vec<u8>, values: &[u64]) {
 }
 
 /// Reads `n` values stored by [`put_planes`] from `raw` (which must hold exactly them) into
-/// `out`, whose elements are first zeroed. A width over `max_width` is damage.
+/// `out`. A width over `max_width` is damage.
 fn get_planes<T>(raw: &[u8], n: usize, max_width: usize, out: &mut [T]) -> Result<(), Corrupt>
 where
     T: Copy + Default + std::ops::BitOrAssign + std::ops::Shl<u32, Output = T> + From<u8>,
@@ -194,20 +194,37 @@ where
     if !(1..=max_width).contains(&width) || planes.len() != width * n || out.len() != n {
         return Err(Corrupt);
     }
-    out.fill(T::default());
-    for (b, plane) in planes.chunks_exact(n.max(1)).enumerate() {
-        let shift = 8 * b as u32;
-        for (v, &x) in out.iter_mut().zip(plane) {
-            *v |= T::from(x) << shift;
-        }
+    match width {
+        1 => gather::<1, T>(planes, out),
+        2 => gather::<2, T>(planes, out),
+        3 => gather::<3, T>(planes, out),
+        4 => gather::<4, T>(planes, out),
+        5 => gather::<5, T>(planes, out),
+        6 => gather::<6, T>(planes, out),
+        7 => gather::<7, T>(planes, out),
+        _ => gather::<8, T>(planes, out),
     }
     Ok(())
 }
 
-/// Writes the fields column's payload: the kind, each column's name and tokens, each
-/// column's codes in byte planes, then the uncovered and nested names. (Fields columns
-/// written before logfmt columns had no kind and a byte per code, and no
-/// [`LAYOUT_PLANES`] bit.)
+/// Puts together each value from its `W` bytes, one from each plane, in a single pass
+/// (the width is a constant, so the loop over planes unrolls). `planes` holds `W` planes
+/// of `out.len()` bytes.
+fn gather<const W: usize, T>(planes: &[u8], out: &mut [T])
+where
+    T: Copy + Default + std::ops::BitOrAssign + std::ops::Shl<u32, Output = T> + From<u8>,
+{
+    let n = out.len();
+    let p: [&[u8]; W] = std::array::from_fn(|b| &planes[b * n..(b + 1) * n]);
+    for (i, v) in out.iter_mut().enumerate() {
+        let mut x = T::default();
+        for (b, plane) in p.iter().enumerate() {
+            x |= T::from(plane[i]) << (8 * b as u32);
+        }
+        *v = x;
+    }
+}
+
 fn encode_fields(f: &Fields, values: &mut Vec<u64>, out: &mut Vec<u8>) {
     out.push(match f.kind {
         FieldKind::Json => 0,
