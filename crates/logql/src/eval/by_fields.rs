@@ -9,9 +9,14 @@ use std::hash::BuildHasherDefault;
 use crate::fields::{Fields, synthetic_line};
 use crate::source::Batch;
 
+/// Combinations kept in a list before a map.
+const FEW: usize = 16;
+
 /// What a combination gave, per batch (codes are per block, metadata ids per batch).
 pub(crate) struct FieldMemo<T> {
-    /// Combinations of up to three numbers, packed with their count.
+    /// Combinations of up to three numbers, packed with their count: the first [`FEW`]
+    /// in a list (most batches have only a handful), the rest in a map.
+    few: Vec<(u128, T)>,
     small: HashMap<u128, T, BuildHasherDefault<IntHasher>>,
     seen: HashMap<Vec<u32>, T, BuildHasherDefault<IntHasher>>,
     key: Vec<u32>,
@@ -21,6 +26,7 @@ pub(crate) struct FieldMemo<T> {
 impl<T: Copy> FieldMemo<T> {
     pub(crate) fn new() -> FieldMemo<T> {
         FieldMemo {
+            few: Vec::new(),
             small: HashMap::default(),
             seen: HashMap::default(),
             key: Vec::new(),
@@ -30,6 +36,7 @@ impl<T: Copy> FieldMemo<T> {
 
     /// Forgets the previous batch.
     pub(crate) fn clear(&mut self) {
+        self.few.clear();
         self.small.clear();
         self.seen.clear();
     }
@@ -59,29 +66,40 @@ impl<T: Copy> FieldMemo<T> {
         i: usize,
         run: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<T, E> {
+        let ids = batch.metadata_ids(i);
+        let len = key_cols.len() + ids.len();
+        if len <= 3 {
+            let codes = key_cols
+                .iter()
+                .map(|&c| u32::from(fields.columns[c].codes[i]));
+            let packed = codes
+                .chain(ids.iter().copied())
+                .enumerate()
+                .fold(len as u128, |p, (j, x)| p | u128::from(x) << (32 * (j + 1)));
+            if let Some(&(_, t)) = self.few.iter().find(|(k, _)| *k == packed) {
+                return Ok(t);
+            }
+            if self.few.len() == FEW
+                && let Some(&t) = self.small.get(&packed)
+            {
+                return Ok(t);
+            }
+            synthetic_line(&mut self.line, fields, line_cols, i);
+            let t = run(&self.line)?;
+            if self.few.len() < FEW {
+                self.few.push((packed, t));
+            } else {
+                self.small.insert(packed, t);
+            }
+            return Ok(t);
+        }
         self.key.clear();
         self.key.extend(
             key_cols
                 .iter()
                 .map(|&c| u32::from(fields.columns[c].codes[i])),
         );
-        self.key.extend_from_slice(batch.metadata_ids(i));
-        if self.key.len() <= 3 {
-            let packed = self
-                .key
-                .iter()
-                .enumerate()
-                .fold(self.key.len() as u128, |p, (j, &x)| {
-                    p | u128::from(x) << (32 * (j + 1))
-                });
-            if let Some(&t) = self.small.get(&packed) {
-                return Ok(t);
-            }
-            synthetic_line(&mut self.line, fields, line_cols, i);
-            let t = run(&self.line)?;
-            self.small.insert(packed, t);
-            return Ok(t);
-        }
+        self.key.extend_from_slice(ids);
         if let Some(&t) = self.seen.get(self.key.as_slice()) {
             return Ok(t);
         }
@@ -139,5 +157,51 @@ impl std::hash::Hasher for IntHasher {
     }
     fn write_usize(&mut self, v: usize) {
         self.add(v as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::{FieldColumn, Tokens};
+    use std::sync::Arc;
+
+    /// Past the list's [`FEW`] combinations the map takes over: each combination still
+    /// runs once and always gives its own outcome, with keys of one to four numbers.
+    #[test]
+    fn each_combination_runs_once_whatever_the_count() {
+        let n = 200;
+        let mut tokens = Tokens::default();
+        for k in 0..50 {
+            tokens.push(format!("{k}").as_bytes());
+        }
+        let column = |step: usize| FieldColumn {
+            name: format!("c{step}"),
+            tokens: Arc::new(tokens.clone()),
+            codes: (0..n).map(|i| ((i * step) % 51) as u16).collect(),
+        };
+        let fields = Fields {
+            columns: vec![column(1), column(7), column(3), column(11)],
+            ..Fields::default()
+        };
+        let batch = Batch::default();
+        for cols in [&[0][..], &[0, 1], &[0, 1, 2], &[0, 1, 2, 3]] {
+            let mut memo: FieldMemo<u64> = FieldMemo::new();
+            let mut runs = std::collections::HashSet::new();
+            for _ in 0..2 {
+                for i in 0..n {
+                    let got = memo
+                        .get(&fields, cols, &batch, i, |line| {
+                            assert!(runs.insert(line.to_vec()), "ran twice: {line:?}");
+                            Ok::<_, ()>(xxhash_rust::xxh3::xxh3_64(line))
+                        })
+                        .unwrap();
+                    let mut line = Vec::new();
+                    synthetic_line(&mut line, &fields, cols, i);
+                    assert_eq!(got, xxhash_rust::xxh3::xxh3_64(&line));
+                }
+            }
+            assert!(runs.len() > FEW, "{cols:?}: {}", runs.len());
+        }
     }
 }
