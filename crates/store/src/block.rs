@@ -518,20 +518,17 @@ impl BlockDecoder {
             let mut out = f.columns.iter_mut();
             for (keep, k) in kept {
                 let codes: Vec<u16> = if planes {
+                    let at = d.position();
                     let width = usize::from(d.u8()?);
                     if !(1..=2).contains(&width) {
                         return Err(Corrupt);
                     }
-                    let p = d.take(width * count)?;
+                    d.take(width * count)?;
                     if !keep {
                         continue;
                     }
-                    let mut codes: Vec<u16> = p[..count].iter().map(|&b| u16::from(b)).collect();
-                    if width == 2 {
-                        for (c, &hi) in codes.iter_mut().zip(&p[count..]) {
-                            *c |= u16::from(hi) << 8;
-                        }
-                    }
+                    let mut codes = vec![0; count];
+                    get_planes(&raw[at..d.position()], count, 2, &mut codes)?;
                     // Undo `encode_fields`' numbering: 1 is the next new token.
                     let mut next: u16 = 1;
                     for c in &mut codes {
