@@ -244,13 +244,7 @@ impl FieldsWriter {
         self.n += 1;
         self.ok = match self.kind {
             FieldKind::Json => self.add_json(line).is_ok(),
-            FieldKind::Logfmt => {
-                let mut stopped = false;
-                pairs_each(line, |key, token| {
-                    stopped = self.put(key, token).is_err();
-                    !stopped
-                }) && !stopped
-            }
+            FieldKind::Logfmt => pairs_each(line, |key, token| self.put(key, token).is_ok()),
         };
         self.ok
     }
