@@ -507,7 +507,9 @@ impl Job<'_> {
                                 .and_then(plain_value)
                                 .and_then(|t| self.pipeline.convert_unwrapped(t))
                         });
-                        if let (Some(v), Some(token)) = (v, token.and_then(plain_value)) {
+                        // A value means a plain token, read again only by the first
+                        // line of each combination.
+                        if let Some(v) = v {
                             let split =
                                 by_others.get_keyed(fields, others, &plan, batch, i, |line| {
                                     Ok::<_, QueryError>(
@@ -516,7 +518,8 @@ impl Job<'_> {
                                             Some(p)
                                                 if p.value.is_some()
                                                     && !p.labels.has_err()
-                                                    && p.labels.lookup_parsed(u) == Some(token) =>
+                                                    && p.labels.lookup_parsed(u)
+                                                        == token.and_then(plain_value) =>
                                             {
                                                 Split::Series(
                                                     self.series_of(p.labels, acc, &mut cache)?,
