@@ -324,24 +324,16 @@ impl Pipeline {
     /// The labels the filters of a log pipeline of `| json` or `| logfmt` (without
     /// parameters) and label filters read, when field columns can decide which lines the
     /// filters drop: a line the pipeline drops when it runs on a line of just these fields
-    /// (from a block without nested objects) is dropped on the whole line too. A name
-    /// `x_extracted` brings `x` along: a field `x` that collides with a stream label
-    /// fills it.
+    /// (from a block without nested objects) is dropped on the whole line too. As for
+    /// parser hints, a name `x_extracted` brings `x` along: a field `x` that collides
+    /// with a stream label fills it.
     pub fn filter_names(&self) -> Option<FieldNames> {
         // No filter stage means no name read: `referenced` is empty then.
         let kind = self.parser_then_filters()?;
         if !self.early.paired() || self.referenced.is_empty() {
             return None;
         }
-        let mut names = self.referenced.clone();
-        for n in &self.referenced {
-            if let Some(base) = n.strip_suffix(labels::DUPLICATE_SUFFIX)
-                && !base.is_empty()
-                && !names.iter().any(|m| m == base)
-            {
-                names.push(base.to_string());
-            }
-        }
+        let names = hints::names_to_extract(&self.referenced);
         Some(FieldNames { kind, names })
     }
 

@@ -68,6 +68,27 @@ impl EarlyFilters {
     }
 }
 
+/// The names a parser must extract for stages that read `names`: each once, empty names
+/// left out, and with a name `x_extracted` also `x` (a parsed name that collides with a
+/// stream label is extracted under `x_extracted`, so a query naming that form needs the
+/// plain name too).
+pub(crate) fn names_to_extract<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if n.is_empty() || out.iter().any(|r| r == n) {
+            continue;
+        }
+        out.push(n.clone());
+        if let Some(base) = n.strip_suffix(DUPLICATE_SUFFIX)
+            && !base.is_empty()
+            && !out.iter().any(|r| r == base)
+        {
+            out.push(base.to_string());
+        }
+    }
+    out
+}
+
 /// The labels a metric query needs from its parsers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Hints {
@@ -107,24 +128,7 @@ impl Hints {
         no_labels: bool,
         early: &EarlyFilters,
     ) -> Hints {
-        let mut required: Vec<String> = Vec::new();
-        let mut add = |n: &str| {
-            if n.is_empty() || required.iter().any(|r| r == n) {
-                return;
-            }
-            required.push(n.to_string());
-            // A parsed name that collides with a stream label is extracted under
-            // `name_extracted`; a query naming that form needs the plain name too.
-            if let Some(base) = n.strip_suffix(DUPLICATE_SUFFIX)
-                && !base.is_empty()
-                && !required.iter().any(|r| r == base)
-            {
-                required.push(base.to_string());
-            }
-        };
-        for n in referenced.iter().chain(groups) {
-            add(n);
-        }
+        let required = names_to_extract(referenced.iter().chain(groups));
         let preserve_error = required.iter().any(|r| r == ERROR_LABEL);
         if no_labels {
             if required.is_empty() {
