@@ -67,12 +67,14 @@ impl<T: Copy> FieldMemo<T> {
         run: impl FnOnce(&[u8]) -> Result<T, E>,
     ) -> Result<T, E> {
         let ids = batch.metadata_ids(i);
+        let codes = || {
+            key_cols
+                .iter()
+                .map(|&c| u32::from(fields.columns[c].codes[i]))
+        };
         let len = key_cols.len() + ids.len();
         if len <= 3 {
-            let codes = key_cols
-                .iter()
-                .map(|&c| u32::from(fields.columns[c].codes[i]));
-            let packed = codes
+            let packed = codes()
                 .chain(ids.iter().copied())
                 .enumerate()
                 .fold(len as u128, |p, (j, x)| p | u128::from(x) << (32 * (j + 1)));
@@ -94,11 +96,7 @@ impl<T: Copy> FieldMemo<T> {
             return Ok(t);
         }
         self.key.clear();
-        self.key.extend(
-            key_cols
-                .iter()
-                .map(|&c| u32::from(fields.columns[c].codes[i])),
-        );
+        self.key.extend(codes());
         self.key.extend_from_slice(ids);
         if let Some(&t) = self.seen.get(self.key.as_slice()) {
             return Ok(t);
