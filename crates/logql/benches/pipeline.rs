@@ -1,7 +1,8 @@
 //! The log pipeline stage by stage over real lines: the JSON API logs, logfmt worker logs
 //! and nginx access logs of the conformance data set, and loghub's OpenSSH and HDFS logs.
 //! Each benchmark runs one pipeline over a batch of lines; divide by the line count
-//! (printed once per group) for ns/line:
+//! (printed once per group) for ns/line. `detect_level` times the level-word scan of the
+//! push path over every loghub sample:
 //! `cargo bench -p kiroku-logql --bench pipeline`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -224,9 +225,43 @@ fn pipeline(c: &mut Criterion) {
     );
 }
 
+/// The level-word scan that runs on every pushed plain-text line, over all loghub samples.
+fn detect_level(c: &mut Criterion) {
+    let dir = conformance::data_dir().join("../loghub");
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("testdata/loghub lists") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&path).expect("a loghub sample reads");
+            lines.extend(text.lines().map(str::to_string));
+        }
+    }
+    let mut g = c.benchmark_group("detect_level");
+    g.throughput(Throughput::Bytes(
+        lines.iter().map(|l| l.len() as u64).sum(),
+    ));
+    g.bench_function("keyword_level", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .map(|l| kiroku_logql::detect::keyword_level(l.as_bytes()).len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("plain_level", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .map(|l| kiroku_logql::detect::plain_level(l.as_bytes()).map_or(0, str::len))
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = pipeline
+    targets = pipeline, detect_level
 }
 criterion_main!(benches);

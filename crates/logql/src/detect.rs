@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use protocol::Labels;
 
+mod words;
+
 /// The stream label Loki derives when a stream has no `service_name`.
 pub const SERVICE_NAME: &str = "service_name";
 /// The structured metadata field Loki adds to every entry.
@@ -158,65 +160,17 @@ fn is_json(line: &str) -> bool {
 }
 
 /// The first level word that stands alone in the line (case-insensitive, with Loki's
-/// boundaries on both sides), by position; `unknown` if none. One pass over the line: at
-/// each position only words with the same first letter can match, tried longest first as
-/// Loki does. (It runs on every pushed plain-text line.)
+/// boundaries on both sides), by position; `unknown` if none.
 pub fn keyword_level(b: &[u8]) -> &'static str {
-    const WORDS: [(&[u8], &str); 9] = [
-        (b"trace", level::TRACE),
-        (b"debug", level::DEBUG),
-        (b"fatal", level::FATAL),
-        (b"critical", level::CRITICAL),
-        (b"error", level::ERROR),
-        (b"err", level::ERROR),
-        (b"warning", level::WARN),
-        (b"warn", level::WARN),
-        (b"info", level::INFO),
-    ];
-    let mut left = true;
-    for (i, &c) in b.iter().enumerate() {
-        if left && matches!(c | 0x20, b't' | b'd' | b'f' | b'c' | b'e' | b'w' | b'i') {
-            for (word, lvl) in WORDS {
-                let end = i + word.len();
-                if end <= b.len()
-                    && b[i..end].eq_ignore_ascii_case(word)
-                    && (end == b.len() || right_boundary(b[end]))
-                {
-                    return lvl;
-                }
-            }
-        }
-        left = left_boundary(c);
-    }
-    level::UNKNOWN
+    words::scan(b, false).unwrap_or(level::UNKNOWN)
 }
 
-fn left_boundary(c: u8) -> bool {
-    matches!(
-        c,
-        b' ' | b'\t' | b'\n' | b'[' | b'(' | b'{' | b'"' | b'\'' | b'=' | b'|'
-    )
-}
-
-fn right_boundary(c: u8) -> bool {
-    matches!(
-        c,
-        b' ' | b'\t'
-            | b'\n'
-            | b'['
-            | b']'
-            | b'('
-            | b')'
-            | b'{'
-            | b'}'
-            | b':'
-            | b','
-            | b'!'
-            | b'"'
-            | b'\''
-            | b'='
-            | b'|'
-    )
+/// The level of a line that names no level field (`level`, `lvl` or `severity`, in any
+/// case, anywhere in the line): its [`keyword_level`], found in the same pass. `None` when
+/// the line names one; then only [`detected_level`] knows. Most text lines, and many
+/// logfmt ones, get their level here without a UTF-8 check or the JSON and logfmt probes.
+pub fn plain_level(b: &[u8]) -> Option<&'static str> {
+    words::scan(b, true)
 }
 
 /// The value of the first level field (by [`LEVEL_FIELDS`] order) in a logfmt line; keys
@@ -407,6 +361,34 @@ impl<'a> JsonScan<'a> {
 mod tests {
     use super::*;
 
+    fn left_boundary(c: u8) -> bool {
+        matches!(
+            c,
+            b' ' | b'\t' | b'\n' | b'[' | b'(' | b'{' | b'"' | b'\'' | b'=' | b'|'
+        )
+    }
+
+    fn right_boundary(c: u8) -> bool {
+        matches!(
+            c,
+            b' ' | b'\t'
+                | b'\n'
+                | b'['
+                | b']'
+                | b'('
+                | b')'
+                | b'{'
+                | b'}'
+                | b':'
+                | b','
+                | b'!'
+                | b'"'
+                | b'\''
+                | b'='
+                | b'|'
+        )
+    }
+
     /// Loki's rule as written: the earliest bounded match of each level word in turn.
     fn keyword_level_by_word(b: &[u8]) -> &'static str {
         const PATTERNS: &[(&str, &str)] = &[
@@ -476,6 +458,8 @@ mod tests {
                         "-", ".", "/", "\n", "=", "{",
                     ]).prop_map(str::to_string),
                     "[a-zA-Z0-9 ]{0,6}",
+                    // Long runs, so lines cross the scan's 64-byte chunks.
+                    "[a-z]{50,70}",
                     proptest::collection::vec(any::<u8>(), 0..4)
                         .prop_map(|b: Vec<u8>| String::from_utf8_lossy(&b).into_owned()),
                 ],

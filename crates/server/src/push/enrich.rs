@@ -47,8 +47,11 @@ fn level_of(
     metadata: &[(Cow<'_, str>, Cow<'_, str>)],
     line: &[u8],
 ) -> Cow<'static, str> {
-    if stream.is_empty() && is_plain(metadata, line) {
-        return Cow::Borrowed(detect::keyword_level(line));
+    if stream.is_empty()
+        && !names_a_level_field(metadata)
+        && let Some(level) = detect::plain_level(line)
+    {
+        return Cow::Borrowed(level);
     }
     let line = crate::push::utf8(line);
     if metadata.len() <= INLINE_PAIRS {
@@ -66,30 +69,11 @@ fn level_of(
     }
 }
 
-/// Whether the level can only come from a level word in the line: no level field in the
-/// metadata, and no level field name in the line. Every name in [`detect::LEVEL_FIELDS`]
-/// holds `level`, `severity` or `lvl`, so a JSON or logfmt line without those words (most
-/// text logs, many logfmt ones) gets its level from [`detect::keyword_level`], found
-/// without the UTF-8 check and the JSON and logfmt probes of [`detect::detected_level`].
-fn is_plain(metadata: &[(Cow<'_, str>, Cow<'_, str>)], line: &[u8]) -> bool {
-    !metadata
+/// Whether a metadata field is, or names, a level: then the line's words do not decide.
+fn names_a_level_field(metadata: &[(Cow<'_, str>, Cow<'_, str>)]) -> bool {
+    metadata
         .iter()
         .any(|(n, _)| n == DETECTED_LEVEL || detect::LEVEL_FIELDS.iter().any(|f| n == f))
-        && !names_a_level_field(line)
-}
-
-/// Whether `level`, `severity` or `lvl` appears in the line, in any case.
-fn names_a_level_field(b: &[u8]) -> bool {
-    b.iter().enumerate().any(|(i, &c)| match c | 0x20 {
-        b'l' => {
-            let rest = &b[i..];
-            rest.len() >= 3
-                && (rest[..3].eq_ignore_ascii_case(b"lvl")
-                    || rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"level"))
-        }
-        b's' => b.len() - i >= 8 && b[i..i + 8].eq_ignore_ascii_case(b"severity"),
-        _ => false,
-    })
 }
 
 trait IntoStatic {
@@ -157,6 +141,8 @@ mod tests {
                         "x=1 ", "status=500 ", "severity_text=fatal",
                     ]).prop_map(str::to_string),
                     "[a-zA-Z0-9 ]{0,6}",
+                    // Long runs, so lines cross the scan's 64-byte chunks.
+                    "[a-z]{50,70}",
                     proptest::collection::vec(any::<u8>(), 0..4)
                         .prop_map(|b: Vec<u8>| String::from_utf8_lossy(&b).into_owned()),
                 ],
