@@ -17,12 +17,12 @@
 //! ([`synthetic_line`]), which the real pipeline runs on: the parsers with hints extract
 //! only the named fields, so the answer is the one the whole line gives.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::pipeline::json::{Kind, ScanError, object_each};
 use crate::pipeline::logfmt::pairs_each;
 use crate::pipeline::text::push_sanitized;
+use crate::prehashed::PrehashedMap;
 
 /// Field names a block may have and still get columns.
 const MAX_NAMES: usize = 64;
@@ -188,7 +188,7 @@ struct Column {
     name: String,
     /// A token's 64-bit hash → its code (a second token with the same hash kills the
     /// column: rare, and never wrong).
-    dict: HashMap<u64, u16>,
+    dict: PrehashedMap<u16>,
     tokens: Tokens,
     codes: Vec<u16>,
     /// Too many distinct or too long tokens: no column, the name is uncovered.
@@ -388,7 +388,7 @@ impl FieldsWriter {
 impl Column {
     fn kill(&mut self) {
         self.dead = true;
-        self.dict = HashMap::new();
+        self.dict = PrehashedMap::default();
         self.tokens = Tokens::default();
         self.codes = Vec::new();
     }

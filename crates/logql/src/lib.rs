@@ -21,6 +21,7 @@ pub mod fields;
 mod lexer;
 mod parser;
 pub mod pipeline;
+pub mod prehashed;
 pub mod printer;
 pub mod source;
 pub mod template;

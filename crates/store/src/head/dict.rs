@@ -2,13 +2,12 @@
 //! (name, value) pair costs one hash and one comparison however large the dictionary
 //! grows (a `trace_id` per line makes it as large as the batch).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use logql::prehashed::PrehashedMap;
 
 /// (name, value) → id in a `Vec<(String, String)>` dictionary kept beside it.
 #[derive(Debug, Default)]
 pub(crate) struct DictIndex {
-    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    by_hash: PrehashedMap<u32>,
 }
 
 impl DictIndex {
@@ -48,24 +47,6 @@ impl DictIndex {
 fn pair_hash(name: &str, value: &str) -> u64 {
     use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
     xxh3_64_with_seed(value.as_bytes(), xxh3_64(name.as_bytes()))
-}
-
-/// The keys are xxh3 hashes already: hashing them again would only cost time.
-#[derive(Debug, Default)]
-pub(crate) struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 #[cfg(test)]

@@ -5,13 +5,9 @@
 //! index of line hashes, so that neither a push, a flush nor a read over overlapping
 //! sources turns quadratic in the run.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
 use logql::Batch;
+use logql::prehashed::PrehashedMap;
 use xxhash_rust::xxh3::xxh3_64;
-
-use super::dict::Prehashed;
 
 /// Lines up to this many are scanned.
 const SCAN: usize = 32;
@@ -23,7 +19,7 @@ pub(crate) struct LineIndex {
     /// Entries `0..indexed` are in `by_hash`.
     indexed: usize,
     /// Line hash to an entry with that line.
-    by_hash: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    by_hash: PrehashedMap<u32>,
 }
 
 impl LineIndex {
