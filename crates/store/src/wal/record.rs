@@ -134,6 +134,7 @@ impl<'a> RecordDecoder<'a> {
             entries,
             d,
             prev: 0,
+            meta: Vec::new(),
         }))
     }
 }
@@ -146,6 +147,8 @@ pub struct StreamDecoder<'a> {
     pub entries: usize,
     d: Decoder<'a>,
     prev: i64,
+    /// The current entry's metadata pairs, decoded (and checked as UTF-8) once.
+    meta: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> StreamDecoder<'a> {
@@ -165,8 +168,8 @@ impl<'a> StreamDecoder<'a> {
         Ok(())
     }
 
-    /// The next entry: timestamp, line and a decoder positioned on its metadata.
-    pub fn next_entry(&mut self) -> Result<Option<RecordEntry<'a>>, Corrupt> {
+    /// The next entry: timestamp, line and metadata pairs.
+    pub fn next_entry(&mut self) -> Result<Option<RecordEntry<'a, '_>>, Corrupt> {
         if self.entries == 0 {
             return if self.d.is_empty() {
                 Ok(None)
@@ -179,38 +182,16 @@ impl<'a> StreamDecoder<'a> {
         self.prev = ts;
         let line = self.d.bytes()?;
         let n = self.d.count(2)?;
-        let start = self.d.position();
+        self.meta.clear();
         for _ in 0..n {
-            self.d.str()?;
-            self.d.str()?;
+            self.meta.push((self.d.str()?, self.d.str()?));
         }
-        let meta = MetaDecoder {
-            d: Decoder::new(self.d.consumed_from(start)),
-            left: n,
-        };
-        Ok(Some((ts, line, meta)))
+        Ok(Some((ts, line, &self.meta)))
     }
 }
 
 /// An entry of a record: timestamp, line, metadata pairs.
-pub type RecordEntry<'a> = (i64, &'a [u8], MetaDecoder<'a>);
-
-/// The metadata pairs of one entry (already validated as UTF-8).
-pub struct MetaDecoder<'a> {
-    d: Decoder<'a>,
-    left: usize,
-}
-
-impl<'a> Iterator for MetaDecoder<'a> {
-    type Item = (&'a str, &'a str);
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        Some((self.d.str().ok()?, self.d.str().ok()?))
-    }
-}
+pub type RecordEntry<'a, 'm> = (i64, &'a [u8], &'m [(&'a str, &'a str)]);
 
 #[cfg(test)]
 mod tests {
@@ -284,7 +265,7 @@ mod tests {
                 vec![("app", "api"), ("pod", "p1")]
             );
             while let Some((ts, line, m)) = s.next_entry().unwrap() {
-                replayed.push((ts, line.to_vec(), m.collect::<Vec<_>>()));
+                replayed.push((ts, line.to_vec(), m.to_vec()));
             }
         }
         assert_eq!(seen, 1);
