@@ -11,6 +11,7 @@
 //! A [`Memtable`] is all heads of one WAL segment (one generation). When it is large or old
 //! enough the commit thread rotates it and the flusher writes it out as parts.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,13 +146,20 @@ impl HeadStream {
     }
 
     /// All entries, sorted by timestamp (equal ones in arrival order) and de-duplicated,
-    /// for writing parts.
-    pub fn merged(&self) -> Batch {
+    /// for writing parts. A stream whose entries sit in one chunk already in order (the
+    /// usual case: a memtable holds about a thousand lines of each stream) is lent as it
+    /// is, not copied.
+    pub fn merged(&self) -> Cow<'_, Batch> {
+        match (&self.frozen[..], self.active.is_empty()) {
+            ([], false) if is_strictly_sorted(&self.active) => return Cow::Borrowed(&self.active),
+            ([only], true) => return Cow::Borrowed(&only.batch),
+            _ => {}
+        }
         let mut all: Vec<Arc<HeadChunk>> = self.frozen.clone();
         if !self.active.is_empty() {
             all.push(Arc::new(sorted_chunk(&self.active)));
         }
-        merge_chunks(&all)
+        Cow::Owned(merge_chunks(&all))
     }
 
     pub fn entries(&self) -> usize {
@@ -413,6 +421,35 @@ mod tests {
             }
             proptest::prop_assert_eq!(entries_of(&h.merged()), expected(&entries));
         }
+    }
+
+    #[test]
+    fn one_chunk_in_order_is_lent_not_copied() {
+        let mut h = HeadStream::default();
+        h.push(1, b"a", [("k", "v")].into_iter());
+        h.push(2, b"b", std::iter::empty());
+        h.push(2, b"c", [("k", "w")].into_iter());
+        let m = h.merged();
+        assert!(matches!(m, Cow::Borrowed(_)));
+        assert_eq!(
+            entries_of(&m),
+            vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (2, b"c".to_vec())]
+        );
+        let meta = |i: usize| -> Vec<(String, String)> {
+            let r = m.metadata_offsets[i] as usize..m.metadata_offsets[i + 1] as usize;
+            m.metadata_ids[r]
+                .iter()
+                .map(|&id| m.metadata_dict[id as usize].clone())
+                .collect()
+        };
+        assert_eq!(meta(0), vec![("k".to_string(), "v".to_string())]);
+        assert!(meta(1).is_empty());
+        assert_eq!(meta(2), vec![("k".to_string(), "w".to_string())]);
+        // A duplicate makes it a copy, with the duplicate gone.
+        h.push(2, b"b", std::iter::empty());
+        let m = h.merged();
+        assert!(matches!(m, Cow::Owned(_)));
+        assert_eq!(m.len(), 3);
     }
 
     #[test]
