@@ -435,16 +435,10 @@ mod tests {
             entries_of(&m),
             vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (2, b"c".to_vec())]
         );
-        let meta = |i: usize| -> Vec<(String, String)> {
-            let r = m.metadata_offsets[i] as usize..m.metadata_offsets[i + 1] as usize;
-            m.metadata_ids[r]
-                .iter()
-                .map(|&id| m.metadata_dict[id as usize].clone())
-                .collect()
-        };
-        assert_eq!(meta(0), vec![("k".to_string(), "v".to_string())]);
+        let meta = |i: usize| m.metadata(i).collect::<Vec<_>>();
+        assert_eq!(meta(0), vec![("k", "v")]);
         assert!(meta(1).is_empty());
-        assert_eq!(meta(2), vec![("k".to_string(), "w".to_string())]);
+        assert_eq!(meta(2), vec![("k", "w")]);
         // A duplicate makes it a copy, with the duplicate gone.
         h.push(2, b"b", std::iter::empty());
         let m = h.merged();
