@@ -5,6 +5,8 @@
 //! - `query/needle`: `|= "<unique token>"` over all streams of 2M lines in 100 streams.
 //! - `query/count_per_minute`: timestamps only, every entry (`sum(rate(...[1m]))`'s input).
 //! - `query/bytes_per_minute`: timestamps and lengths, no lines (`bytes_over_time`).
+//! - `lines/split` and `lines/join`: lines into templates and variables and back (before
+//!   and after zstd), 1,000 varied lines of each loghub system as one block each.
 //!
 //! `KIROKU_BENCH_LINES` changes the query data set's size (default 2,000,000),
 //! `KIROKU_BENCH_LEVEL` the zstd level of lines.
@@ -65,7 +67,13 @@ fn ingest(store: &Store, rt: &tokio::runtime::Runtime, streams: &[data::Stream],
                 entries: e,
             })
             .collect();
-        rt.block_on(store.append("fake", &ws)).unwrap();
+        let report = rt.block_on(store.append("fake", &ws)).unwrap();
+        assert!(
+            report.rejected.is_empty(),
+            "{} entries refused, the first: {:?}",
+            report.rejected.len(),
+            report.rejected[0]
+        );
         at = end;
     }
 }
@@ -73,6 +81,8 @@ fn ingest(store: &Store, rt: &tokio::runtime::Runtime, streams: &[data::Stream],
 fn config(dir: &std::path::Path) -> StoreConfig {
     let mut c = StoreConfig::new(dir);
     c.retention = None;
+    // Measure the store, not the machine's free space.
+    c.retention_max_disk = kiroku_store::DiskBudget::Unlimited;
     if let Some(l) = std::env::var("KIROKU_BENCH_LEVEL")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -345,5 +355,57 @@ fn bench_queries(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_ingest, bench_queries);
+fn bench_lines(c: &mut Criterion) {
+    use kiroku_store::templated::{TemplateDecoder, TemplateEncoder};
+    let mut rng = data::Rng::new(7);
+    let mut line = String::new();
+    // Per system: the lines concatenated, their offsets.
+    let blocks: Vec<(Vec<u8>, Vec<u32>)> = data::loghub()
+        .iter()
+        .map(|lines| {
+            let (mut buf, mut offsets) = (Vec::new(), vec![0u32]);
+            for l in lines.iter().cycle().take(1000) {
+                data::vary(l, &mut rng, &mut line);
+                buf.extend_from_slice(line.as_bytes());
+                offsets.push(buf.len() as u32);
+            }
+            (buf, offsets)
+        })
+        .collect();
+    let mut enc = TemplateEncoder::default();
+    let encoded: Vec<Vec<u8>> = blocks
+        .iter()
+        .map(|(buf, offsets)| {
+            let mut out = Vec::new();
+            enc.encode(buf, offsets, &mut out);
+            out.extend_from_slice(&[0; 16]);
+            out
+        })
+        .collect();
+    let mut g = c.benchmark_group("lines");
+    g.bench_function("split", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            for (buf, offsets) in &blocks {
+                out.clear();
+                enc.encode(buf, offsets, &mut out);
+            }
+            out.len()
+        })
+    });
+    let mut dec = TemplateDecoder::default();
+    g.bench_function("join", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            for (e, (buf, _)) in encoded.iter().zip(&blocks) {
+                out.clear();
+                dec.decode(e, e.len() - 16, buf.len(), &mut out).unwrap();
+            }
+            out.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_lines, bench_ingest, bench_queries);
 criterion_main!(benches);

@@ -5,7 +5,7 @@
 //! ```text
 //! timestamps   first ts (i64), then deltas in byte planes           ─┐ read by every query
 //! lengths      line lengths in byte planes                          ─┘ (one ranged read)
-//! lines        the lines concatenated                               ── only with Columns::lines
+//! lines        templates and variables (crate::templated)           ── only with Columns::lines
 //! metadata     per-block dictionary of (name, value), per entry ids ── only with Columns::metadata
 //! fields       JSON or logfmt fields' tokens, per name a dictionary and codes ── on request
 //! ```
@@ -30,6 +30,7 @@ use logql::Batch;
 use logql::fields::{FieldColumn, FieldKind, Fields, FieldsWriter, Tokens};
 
 use crate::codec::{Corrupt, Decoder, put_bytes, put_uvarint};
+use crate::templated::{TemplateDecoder, TemplateEncoder};
 
 /// Entries per block at most; a block is also cut at [`MAX_RAW_BYTES`] of lines.
 pub const MAX_ENTRIES: usize = 8192;
@@ -39,6 +40,9 @@ const CODEC_RAW: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
 /// Set in the codec byte of timestamps and lengths stored in byte planes.
 const LAYOUT_PLANES: u8 = 0x10;
+/// Set in the codec byte of lines split into templates and variables
+/// ([`crate::templated`]).
+const LAYOUT_TEMPLATED: u8 = 0x20;
 
 /// Compression contexts and scratch space, reused across blocks.
 pub struct BlockEncoder {
@@ -49,6 +53,7 @@ pub struct BlockEncoder {
     packed: Vec<u8>,
     values: Vec<u64>,
     fields: FieldsWriter,
+    templates: TemplateEncoder,
 }
 
 /// Where each encoded column of a block ended up, relative to the block start.
@@ -71,6 +76,7 @@ impl BlockEncoder {
             packed: Vec::new(),
             values: Vec::new(),
             fields: FieldsWriter::new(),
+            templates: TemplateEncoder::default(),
         })
     }
 
@@ -103,15 +109,16 @@ impl BlockEncoder {
             .extend(b.line_lengths[range.clone()].iter().map(|&l| u64::from(l)));
         put_planes(&mut self.scratch, &self.values);
         sizes.lengths = self.planes_column(out)?;
-        // lines, compressed from where they are (no copy)
-        let from = b.line_offsets[range.start] as usize;
-        let to = b.line_offsets[range.end] as usize;
-        sizes.lines = encode_column(
-            &mut self.zstd_lines,
-            &mut self.packed,
-            &b.line_data[from..to],
-            out,
-        )?;
+        // lines, as templates and variables
+        self.scratch.clear();
+        self.templates.encode(
+            &b.line_data,
+            &b.line_offsets[range.start..=range.end],
+            &mut self.scratch,
+        );
+        let start = out.len();
+        sizes.lines = encode_column(&mut self.zstd_lines, &mut self.packed, &self.scratch, out)?;
+        out[start] |= LAYOUT_TEMPLATED;
         // metadata
         if !b.metadata_offsets.is_empty() {
             let ids_from = b.metadata_offsets[range.start] as usize;
@@ -295,6 +302,7 @@ fn encode_column(
 pub struct BlockDecoder {
     zstd: zstd::bulk::Decompressor<'static>,
     scratch: Vec<u8>,
+    templates: TemplateDecoder,
 }
 
 impl BlockDecoder {
@@ -302,24 +310,34 @@ impl BlockDecoder {
         Ok(BlockDecoder {
             zstd: zstd::bulk::Decompressor::new()?,
             scratch: Vec::new(),
+            templates: TemplateDecoder::default(),
         })
     }
 
     /// The raw bytes of a column, decompressed into `out` (cleared first).
     fn column_into(&mut self, col: &[u8], out: &mut Vec<u8>) -> Result<(), Corrupt> {
-        match self.integers_into(col, out)? {
-            false => Ok(()),
-            true => Err(Corrupt),
+        match self.raw_into(col, out)? {
+            0 => Ok(()),
+            _ => Err(Corrupt),
         }
     }
 
     /// Like [`Self::column_into`] for a column of integers, also saying whether they are
     /// in byte planes (else varints).
     fn integers_into(&mut self, col: &[u8], out: &mut Vec<u8>) -> Result<bool, Corrupt> {
+        match self.raw_into(col, out)? {
+            0 => Ok(false),
+            LAYOUT_PLANES => Ok(true),
+            _ => Err(Corrupt),
+        }
+    }
+
+    /// Decompresses a column into `out` (cleared first) and returns its layout bits.
+    fn raw_into(&mut self, col: &[u8], out: &mut Vec<u8>) -> Result<u8, Corrupt> {
         let mut d = Decoder::new(col);
         let codec = d.u8()?;
-        let planes = codec & LAYOUT_PLANES != 0;
-        let codec = codec & !LAYOUT_PLANES;
+        let layout = codec & (LAYOUT_PLANES | LAYOUT_TEMPLATED);
+        let codec = codec & !layout;
         let raw_len = usize::try_from(d.uvarint()?).map_err(|_| Corrupt)?;
         let payload = &col[d.position()..];
         out.clear();
@@ -346,7 +364,7 @@ impl BlockDecoder {
             }
             _ => return Err(Corrupt),
         }
-        Ok(planes)
+        Ok(layout)
     }
 
     /// Appends `count` timestamps to `out`.
@@ -400,9 +418,33 @@ impl BlockDecoder {
         r
     }
 
-    /// Decompresses the lines column into `data` (cleared first).
-    pub fn lines(&mut self, col: &[u8], data: &mut Vec<u8>) -> Result<(), Corrupt> {
-        self.column_into(col, data)
+    /// Decompresses the lines column of a block of `count` lines of `len` bytes in all
+    /// into `data` (cleared first), the lines concatenated.
+    pub fn lines(
+        &mut self,
+        col: &[u8],
+        count: usize,
+        len: usize,
+        data: &mut Vec<u8>,
+    ) -> Result<(), Corrupt> {
+        match self.raw_into(col, data)? {
+            0 => {}
+            LAYOUT_TEMPLATED => {
+                std::mem::swap(data, &mut self.scratch);
+                let encoded = self.scratch.len();
+                self.scratch.resize(encoded + 16, 0);
+                data.clear();
+                let lines = self.templates.decode(&self.scratch, encoded, len, data)?;
+                if lines != count {
+                    return Err(Corrupt);
+                }
+            }
+            _ => return Err(Corrupt),
+        }
+        if data.len() != len {
+            return Err(Corrupt);
+        }
+        Ok(())
     }
 
     /// Decodes the metadata column of a block of `count` entries into `dict`, `offsets`
@@ -708,7 +750,7 @@ mod tests {
         dec.lengths(l, 3, &mut lens).unwrap();
         assert_eq!(lens, vec![300, 7, 0]);
         let mut data = Vec::new();
-        dec.lines(ln, &mut data).unwrap();
+        dec.lines(ln, 3, 307, &mut data).unwrap();
         assert_eq!(data, format!("{long}same ts").into_bytes());
         let (mut dict, mut offs, mut ids) = (Vec::new(), Vec::new(), Vec::new());
         dec.metadata(m, 3, &mut dict, &mut offs, &mut ids).unwrap();
@@ -822,7 +864,7 @@ mod tests {
             );
             let _ = dec.timestamps(ts, count, &mut Vec::new());
             let _ = dec.lengths(lens, count, &mut Vec::new());
-            let _ = dec.lines(lines, &mut Vec::new());
+            let _ = dec.lines(lines, count, 1 << 16, &mut Vec::new());
             let (mut d, mut o, mut i) = (Vec::new(), Vec::new(), Vec::new());
             let _ = dec.metadata(meta, count, &mut d, &mut o, &mut i);
             let _ = dec.fields(fields, count, None);
@@ -846,9 +888,14 @@ mod tests {
         let mut lens = Vec::new();
         dec.lengths(&raw_column(&raw, 0), 3, &mut lens).unwrap();
         assert_eq!(lens, vec![0, 300, 70_000]);
-        // Other columns have no layout bit.
+        // Lines of older parts are stored as they are.
+        let mut data = Vec::new();
+        dec.lines(&raw_column(b"abc", 0), 2, 3, &mut data).unwrap();
+        assert_eq!(data, b"abc");
+        assert!(dec.lines(&raw_column(b"abc", 0), 2, 4, &mut data).is_err());
+        // Lines have no planes.
         assert!(
-            dec.lines(&raw_column(b"x", LAYOUT_PLANES), &mut Vec::new())
+            dec.lines(&raw_column(b"x", LAYOUT_PLANES), 1, 1, &mut Vec::new())
                 .is_err()
         );
     }

@@ -64,6 +64,7 @@ pub mod index;
 pub mod part;
 mod read;
 mod store;
+pub mod templated;
 pub mod wal;
 
 use std::path::{Path, PathBuf};

@@ -20,10 +20,11 @@ use crate::codec::{Corrupt, Decoder, put_bytes, put_ivarint, put_u32, put_u64, p
 pub const FOOTER_LEN: usize = 32;
 const MAGIC: &[u8; 8] = b"KIROKUP1";
 /// 2 added the fields column to blocks; 3 stores timestamps and lengths in byte planes; 4
-/// gives fields columns a kind (JSON or logfmt) and many-valued codes in byte planes. Each
-/// column says which layout it has, so a compacted part may hold several; parts of every
-/// earlier format are still read.
-const FORMAT: u32 = 4;
+/// gives fields columns a kind (JSON or logfmt) and many-valued codes in byte planes; 5
+/// stores lines as templates and variables ([`crate::templated`]). Each column says which
+/// layout it has, so a compacted part may hold several; parts of every earlier format are
+/// still read.
+const FORMAT: u32 = 5;
 
 /// A block as the index describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

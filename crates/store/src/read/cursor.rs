@@ -297,7 +297,6 @@ impl Cursor {
         if lines {
             let (off, len) = meta.lines_range();
             store.read_at(key, size, off, len, io).map_err(err)?;
-            dec.lines(io, &mut b.line_data).map_err(|_| corrupt())?;
             b.line_offsets.reserve(n + 1);
             b.line_offsets.push(0);
             let mut o = 0u32;
@@ -305,9 +304,8 @@ impl Cursor {
                 o = o.checked_add(l).ok_or_else(corrupt)?;
                 b.line_offsets.push(o);
             }
-            if o as usize != b.line_data.len() {
-                return Err(corrupt());
-            }
+            dec.lines(io, n, o as usize, &mut b.line_data)
+                .map_err(|_| corrupt())?;
         }
         if columns.metadata && meta.columns.meta > 0 {
             let (off, len) = meta.meta_range();

@@ -1,0 +1,640 @@
+//! Lines split into templates and variables before compression: the lines column's
+//! [`crate::block`] layout.
+//!
+//! A line's *variables* are its runs of decimal digits; its *template* is what is left,
+//! the text around them. Lines of one kind share a template, so a block stores each
+//! template once, one template id per line, and then the variables column by column: per
+//! template, per variable slot, the values of that slot in line order, as numbers
+//! (differences from the value before when those are smaller: a clock's seconds, a counter
+//! or a port barely change). zstd then compresses the whole.
+//!
+//! Without this, zstd encodes each line as a series of matches against earlier lines around
+//! literal digits, a few bytes per match; here the repeated text is gone before zstd sees
+//! it, and what is left is mostly the numbers, grouped so that similar values sit together.
+//!
+//! ```text
+//! lines      uvarint
+//! templates  uvarint, then per template its text with each run of digits replaced by
+//!            one `0` (bytes: uvarint length, then the text)
+//! ids        per line, its template's index (uvarint)
+//! columns    per template in order, per variable slot: mode u8, then one value per line
+//!            of that template:
+//!              0       bytes (numbers of over 19 digits, or written in several ways)
+//!              1       numbers without leading zeros, as zigzag varint differences
+//!              2 + w   numbers of exactly w digits (zero-padded), likewise
+//!              | 0x80  on 1 or 2 + w: the numbers themselves as varints, not differences
+//! ```
+
+use logql::prehashed::PrehashedMap;
+
+use crate::codec::{Corrupt, Decoder, put_bytes, put_uvarint};
+
+const MODE_BYTES: u8 = 0;
+const MODE_NUMBER: u8 = 1;
+/// Mode of numbers written with exactly `w` digits: `MODE_FIXED + w`.
+const MODE_FIXED: u8 = 2;
+/// Set on a number mode when the values are stored as they are, not as differences.
+const MODE_PLAIN: u8 = 0x80;
+/// Decimal numbers of up to 19 digits fit a `u64`.
+const MAX_DIGITS: usize = 19;
+
+/// Scratch space for splitting lines, reused across blocks.
+#[derive(Default)]
+pub struct TemplateEncoder {
+    /// Hash of a template's key → its index (the next index is probed on a collision).
+    map: PrehashedMap<u32>,
+    /// The templates, one after the other: each the line with every run of digits
+    /// replaced by one `0`.
+    keys: Vec<u8>,
+    templates: Vec<Template>,
+    key: Vec<u8>,
+    /// Per line: its template, and where its variables start in `vars`.
+    ids: Vec<u32>,
+    var_start: Vec<u32>,
+    /// Every variable, as a range of the block's line data, in line order, and its value.
+    vars: Vec<(u32, u32)>,
+    numbers: Vec<u64>,
+    /// Line indices grouped by template (a counting sort of `ids`).
+    by_template: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Template {
+    key_start: u32,
+    key_end: u32,
+    vars: u32,
+}
+
+impl TemplateEncoder {
+    /// Appends the encoding of the lines `data[offsets[i]..offsets[i + 1]]` to `out`.
+    pub fn encode(&mut self, data: &[u8], offsets: &[u32], out: &mut Vec<u8>) {
+        self.map.clear();
+        self.keys.clear();
+        self.templates.clear();
+        self.ids.clear();
+        self.var_start.clear();
+        self.vars.clear();
+        self.numbers.clear();
+        let lines = offsets.len().saturating_sub(1);
+        for w in offsets.windows(2) {
+            let (from, to) = (w[0] as usize, w[1] as usize);
+            self.var_start.push(self.vars.len() as u32);
+            let id = self.split(data, from, to);
+            self.ids.push(id);
+        }
+        put_uvarint(out, lines as u64);
+        put_uvarint(out, self.templates.len() as u64);
+        for t in &self.templates {
+            put_bytes(out, &self.keys[t.key_start as usize..t.key_end as usize]);
+        }
+        for &id in &self.ids {
+            put_uvarint(out, u64::from(id));
+        }
+        // Group the lines by template, keeping their order.
+        self.starts.clear();
+        self.starts.resize(self.templates.len() + 1, 0);
+        for &id in &self.ids {
+            self.starts[id as usize + 1] += 1;
+        }
+        for i in 1..self.starts.len() {
+            self.starts[i] += self.starts[i - 1];
+        }
+        self.by_template.clear();
+        self.by_template.resize(lines, 0);
+        let mut next = self.starts.clone();
+        for (line, &id) in self.ids.iter().enumerate() {
+            self.by_template[next[id as usize] as usize] = line as u32;
+            next[id as usize] += 1;
+        }
+        for (t, tpl) in self.templates.iter().enumerate() {
+            let group = &self.by_template[self.starts[t] as usize..self.starts[t + 1] as usize];
+            for slot in 0..tpl.vars as usize {
+                let at = |line: &u32| self.var_start[*line as usize] as usize + slot;
+                let values = group.iter().map(|line| {
+                    let (s, e) = self.vars[at(line)];
+                    (&data[s as usize..e as usize], self.numbers[at(line)])
+                });
+                put_column(values, out);
+            }
+        }
+    }
+
+    /// Finds the variables of the line `data[from..to]` (appended to `vars`, their values
+    /// to `numbers`) and returns its template's index, adding the template when it is new.
+    /// The line is read 8 bytes at a time; the bytes where a run of digits starts or ends
+    /// are found from a bit mask.
+    fn split(&mut self, data: &[u8], from: usize, to: usize) -> u32 {
+        let line = &data[from..to];
+        let n = line.len();
+        // The template is written at `k`, 16 bytes at a time where `data` has them.
+        if self.key.len() < n + 32 {
+            self.key.resize(n + 32, 0);
+        }
+        let mut k = 0;
+        let (mut seg, mut run_start, mut in_run) = (0, 0, false);
+        let mut vars = 0u32;
+        let mut pos = 0;
+        while pos < n {
+            let mut word = [0u8; 8];
+            let take = (n - pos).min(8);
+            word[..take].copy_from_slice(&line[pos..pos + take]);
+            let digits = digit_bits(u64::from_le_bytes(word));
+            // Bit i: byte `pos + i` starts a run (digit after non-digit) or ends one.
+            let mut edges = (digits ^ (digits << 1 | u32::from(in_run))) & 0xff;
+            while edges != 0 {
+                let bit = edges.trailing_zeros() as usize;
+                edges &= edges - 1;
+                let p = pos + bit;
+                if digits >> bit & 1 == 1 {
+                    copy_text(&mut self.key, &mut k, data, from + seg, from + p);
+                    self.key[k] = b'0';
+                    k += 1;
+                    run_start = p;
+                    in_run = true;
+                } else {
+                    self.push_var(line, from, run_start, p);
+                    vars += 1;
+                    seg = p;
+                    in_run = false;
+                }
+            }
+            pos += 8;
+        }
+        if in_run {
+            self.push_var(line, from, run_start, n);
+            vars += 1;
+            seg = n;
+        }
+        copy_text(&mut self.key, &mut k, data, from + seg, to);
+        let key = &self.key[..k];
+        let mut h = xxhash_rust::xxh3::xxh3_64(key);
+        loop {
+            match self.map.get(&h) {
+                Some(&id) => {
+                    let t = self.templates[id as usize];
+                    if self.keys[t.key_start as usize..t.key_end as usize] == *key {
+                        return id;
+                    }
+                    h = h.wrapping_add(1);
+                }
+                None => {
+                    let id = self.templates.len() as u32;
+                    let key_start = self.keys.len() as u32;
+                    self.keys.extend_from_slice(key);
+                    self.templates.push(Template {
+                        key_start,
+                        key_end: self.keys.len() as u32,
+                        vars,
+                    });
+                    self.map.insert(h, id);
+                    return id;
+                }
+            }
+        }
+    }
+
+    /// Records the run of digits `line[start..end]` (the line starts at `from` in the
+    /// block's data) and its value, [`TOO_LONG`] when it has too many digits for a `u64`.
+    #[inline]
+    fn push_var(&mut self, line: &[u8], from: usize, start: usize, end: usize) {
+        self.vars.push(((from + start) as u32, (from + end) as u32));
+        let digits = &line[start..end];
+        self.numbers.push(match digits.len() {
+            0..=MAX_DIGITS => number(digits),
+            _ => TOO_LONG,
+        });
+    }
+}
+
+/// The value of a variable with too many digits to be a number (a number of at most
+/// [`MAX_DIGITS`] digits stays below it).
+const TOO_LONG: u64 = u64::MAX;
+
+/// Appends `data[from..to]` to `key` at `*k` (which has 16 bytes of room past it), in
+/// 16-byte copies when `data` has 16 bytes after `to`.
+#[inline(always)]
+fn copy_text(key: &mut [u8], k: &mut usize, data: &[u8], from: usize, to: usize) {
+    let n = to - from;
+    if to + 16 <= data.len() {
+        let mut i = 0;
+        while i < n {
+            key[*k + i..*k + i + 16].copy_from_slice(&data[from + i..from + i + 16]);
+            i += 16;
+        }
+    } else {
+        key[*k..*k + n].copy_from_slice(&data[from..to]);
+    }
+    *k += n;
+}
+
+/// One bit per byte of `word` (bit i for byte i, little-endian): set where the byte is an
+/// ASCII digit. Each byte is tested with additions that cannot carry into the next.
+#[inline]
+fn digit_bits(word: u64) -> u32 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let low7 = word & !HI;
+    let at_least_0 = low7 + 0x50 * LO;
+    let above_9 = low7 + 0x46 * LO;
+    let digits = at_least_0 & !above_9 & !word & HI;
+    // Gather the eight high bits into the top byte.
+    ((digits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+/// Appends one slot's values (runs of digits, with their values): as numbers when they
+/// are all written the same way (without leading zeros, or all with one width) and fit a
+/// `u64`, else as bytes.
+fn put_column<'a>(values: impl Iterator<Item = (&'a [u8], u64)> + Clone, out: &mut Vec<u8>) {
+    let mut numbers = true;
+    let mut canonical = true;
+    let mut width = None;
+    // Bytes taken by the values as differences and as they are.
+    let (mut deltas, mut plain) = (0, 0);
+    let mut prev = 0;
+    for (digits, n) in values.clone() {
+        if n == TOO_LONG {
+            numbers = false;
+            break;
+        }
+        canonical &= digits[0] != b'0' || digits.len() == 1;
+        if *width.get_or_insert(digits.len()) != digits.len() {
+            width = Some(0);
+        }
+        deltas += uvarint_len(zigzag(n.wrapping_sub(prev)));
+        plain += uvarint_len(n);
+        prev = n;
+    }
+    let mode = match (numbers, canonical, width) {
+        (true, true, _) => MODE_NUMBER,
+        (true, false, Some(w)) if w > 0 => MODE_FIXED + w as u8,
+        _ => {
+            out.push(MODE_BYTES);
+            for (digits, _) in values {
+                put_bytes(out, digits);
+            }
+            return;
+        }
+    };
+    if plain <= deltas {
+        out.push(mode | MODE_PLAIN);
+        for (_, n) in values {
+            put_uvarint(out, n);
+        }
+    } else {
+        out.push(mode);
+        let mut prev = 0;
+        for (_, n) in values {
+            put_uvarint(out, zigzag(n.wrapping_sub(prev)));
+            prev = n;
+        }
+    }
+}
+
+/// The value of a run of at most [`MAX_DIGITS`] decimal digits.
+fn number(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
+}
+
+/// A difference (taken with wrapping) as an unsigned number small when it is near zero.
+fn zigzag(delta: u64) -> u64 {
+    let d = delta as i64;
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> u64 {
+    ((z >> 1) as i64 ^ -((z & 1) as i64)) as u64
+}
+
+fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes written past the lines' end while they are put together: segments are copied 16
+/// bytes at a time and numbers take up to 20 digits, then the excess is overwritten or cut.
+const SLACK: usize = 32;
+
+/// Scratch space for putting lines back together, reused across blocks.
+#[derive(Default)]
+pub struct TemplateDecoder {
+    /// Per template: its first segment in `segments` and its variable count.
+    templates: Vec<(usize, usize)>,
+    /// (position in the input, length).
+    segments: Vec<(usize, usize)>,
+    ids: Vec<usize>,
+    counts: Vec<usize>,
+    /// Every column's values, one after the other: a number, or for bytes their position
+    /// in the input (high half) and length (low half).
+    values: Vec<u64>,
+    /// Per column: its mode, and the index of its next value.
+    columns: Vec<(u8, usize)>,
+    first_column: Vec<usize>,
+}
+
+impl TemplateDecoder {
+    /// Appends the `len` bytes of lines that [`TemplateEncoder::encode`] wrote to
+    /// `input[..encoded]` to `out`, concatenated, and returns how many lines there were.
+    /// `input` must hold 16 bytes more, of any value. Fails on damage, including lines that
+    /// do not add up to `len` bytes.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        encoded: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, Corrupt> {
+        if input.len() < encoded + 16 {
+            return Err(Corrupt);
+        }
+        let raw = &input[..encoded];
+        let mut d = Decoder::new(raw);
+        let lines = d.count(1)?;
+        let n_templates = d.count(1)?;
+        let templates = &mut self.templates;
+        let segments = &mut self.segments;
+        templates.clear();
+        segments.clear();
+        for _ in 0..n_templates {
+            let t = d.bytes()?;
+            let mut at = d.position() - t.len();
+            let first = segments.len();
+            for piece in t.split(|&b| b == b'0') {
+                segments.push((at, piece.len()));
+                at += piece.len() + 1;
+            }
+            templates.push((first, segments.len() - first - 1));
+        }
+        let (ids, counts) = (&mut self.ids, &mut self.counts);
+        ids.clear();
+        counts.clear();
+        counts.resize(n_templates, 0);
+        for _ in 0..lines {
+            let id = usize::try_from(d.uvarint()?).map_err(|_| Corrupt)?;
+            *counts.get_mut(id).ok_or(Corrupt)? += 1;
+            ids.push(id);
+        }
+        let (values, columns) = (&mut self.values, &mut self.columns);
+        let first_column = &mut self.first_column;
+        values.clear();
+        columns.clear();
+        first_column.clear();
+        for (t, &(_, vars)) in templates.iter().enumerate() {
+            first_column.push(columns.len());
+            for _ in 0..vars {
+                let mode = d.u8()?;
+                let number = mode & !MODE_PLAIN;
+                if number > MODE_FIXED + MAX_DIGITS as u8
+                    || number == MODE_FIXED
+                    || mode == MODE_BYTES | MODE_PLAIN
+                {
+                    return Err(Corrupt);
+                }
+                columns.push((mode, values.len()));
+                values.reserve(counts[t]);
+                let mut prev = 0u64;
+                for _ in 0..counts[t] {
+                    let v = match mode {
+                        MODE_BYTES => {
+                            let b = d.bytes()?;
+                            ((d.position() - b.len()) as u64) << 32 | b.len() as u64
+                        }
+                        m if m & MODE_PLAIN != 0 => d.uvarint()?,
+                        _ => {
+                            prev = prev.wrapping_add(unzigzag(d.uvarint()?));
+                            prev
+                        }
+                    };
+                    values.push(v);
+                }
+            }
+        }
+        if !d.is_empty() {
+            return Err(Corrupt);
+        }
+        // Put the lines together in a buffer with room to write past the end.
+        let start = out.len();
+        let end = start.checked_add(len).ok_or(Corrupt)?;
+        out.resize(end + SLACK, 0);
+        let mut o = start;
+        for &id in ids.iter() {
+            let (seg, vars) = templates[id];
+            copy_segment(out, &mut o, end, input, segments[seg])?;
+            for slot in 0..vars {
+                let (mode, next) = &mut columns[first_column[id] + slot];
+                let v = values[*next];
+                *next += 1;
+                match *mode & !MODE_PLAIN {
+                    MODE_BYTES => {
+                        let bytes = ((v >> 32) as usize, v as u32 as usize);
+                        copy_segment(out, &mut o, end, input, bytes)?;
+                    }
+                    m => {
+                        let width = match m {
+                            MODE_NUMBER => 0,
+                            m => usize::from(m - MODE_FIXED),
+                        };
+                        let room: &mut [u8; 20] =
+                            (&mut out[o..o + 20]).try_into().map_err(|_| Corrupt)?;
+                        o += put_decimal(v, width, room)?;
+                    }
+                }
+                copy_segment(out, &mut o, end, input, segments[seg + slot + 1])?;
+            }
+        }
+        if o != end {
+            return Err(Corrupt);
+        }
+        out.truncate(end);
+        Ok(lines)
+    }
+}
+
+/// Copies `input[pos..pos + n]` to `out` at `*o` and moves `*o` past it, unless that would
+/// go past `end`. Both have room for 16 bytes more (see [`copy_over`]).
+#[inline(always)]
+fn copy_segment(
+    out: &mut [u8],
+    o: &mut usize,
+    end: usize,
+    input: &[u8],
+    (pos, n): (usize, usize),
+) -> Result<(), Corrupt> {
+    if *o + n > end {
+        return Err(Corrupt);
+    }
+    copy_over(&mut out[*o..*o + n + 16], &input[pos..pos + n + 16]);
+    *o += n;
+    Ok(())
+}
+
+/// Copies `src` to `dst` (as long) 16 bytes at a time, the last 16 ending where they end:
+/// both hold 16 bytes more than are copied, so the last copy may reach into those.
+#[inline]
+fn copy_over(dst: &mut [u8], src: &[u8]) {
+    let n = src.len() - 16;
+    let mut i = 0;
+    while i < n {
+        dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
+        i += 16;
+    }
+}
+
+/// Writes `n` in decimal, zero-padded to `width` digits, at the start of `out`, and
+/// returns how many digits that took; a number wider than a non-zero `width` is damage.
+/// The digits are made right to left in a buffer and moved with one 20-byte copy.
+#[inline(always)]
+fn put_decimal(mut n: u64, width: usize, out: &mut [u8; 20]) -> Result<usize, Corrupt> {
+    let mut buf = [b'0'; 40];
+    let mut i = 20;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        buf[i - 2] = PAIRS[pair];
+        buf[i - 1] = PAIRS[pair + 1];
+        i -= 2;
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        buf[i - 2] = PAIRS[pair];
+        buf[i - 1] = PAIRS[pair + 1];
+        i -= 2;
+    } else {
+        buf[i - 1] = b'0' + n as u8;
+        i -= 1;
+    }
+    let digits = 20 - i;
+    let w = match width {
+        0 => digits,
+        w if w >= digits => w,
+        _ => return Err(Corrupt),
+    };
+    out.copy_from_slice(&buf[20 - w..40 - w]);
+    Ok(w)
+}
+
+/// "00" to "99", for writing numbers two digits at a time.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode(enc: &[u8], len: usize, out: &mut Vec<u8>) -> Result<usize, Corrupt> {
+        let mut input = enc.to_vec();
+        input.extend_from_slice(&[0xaa; 16]);
+        TemplateDecoder::default().decode(&input, enc.len(), len, out)
+    }
+
+    fn roundtrip(lines: &[&[u8]]) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut offsets = vec![0u32];
+        for l in lines {
+            data.extend_from_slice(l);
+            offsets.push(data.len() as u32);
+        }
+        let mut enc = Vec::new();
+        TemplateEncoder::default().encode(&data, &offsets, &mut enc);
+        // Appended to what is there.
+        let mut out = b"pre".to_vec();
+        assert_eq!(decode(&enc, data.len(), &mut out), Ok(lines.len()));
+        assert_eq!(out[..3], b"pre"[..]);
+        assert_eq!(out[3..], data[..]);
+        enc
+    }
+
+    #[test]
+    fn lines_come_back_as_they_were() {
+        roundtrip(&[]);
+        roundtrip(&[b""]);
+        roundtrip(&[b"", b"x", b"", b"7"]);
+        roundtrip(&[
+            b"2026-11-21 17:07:28,961 WARN [LeaseRenewer:msrabi@msra-sa-61:9791] renew",
+            b"2026-11-21 17:07:29,167 WARN [LeaseRenewer:msrabi@msra-sa-03:9791] renew",
+            b"2026-11-21 17:07:29,170 INFO Block rdd_73_17 stored, 0x1f 4xb00000439 007",
+            b"2026-11-21 17:07:30,001 INFO Block rdd_74_9 stored, 0x20 4xbz 12",
+        ]);
+        // Numbers too long for a u64, zero-padded numbers of one width and of several,
+        // canonical numbers followed by zero-padded ones of the same width.
+        roundtrip(&[b"a 99999999999999999999 007 10", b"a 1 0012 01"]);
+        roundtrip(&[b"n 10", b"n 05", b"n 99", b"n 0"]);
+        roundtrip(&[b"n 5", b"n 05"]);
+        roundtrip(&[b"n 18446744073709551615 0", b"n 0 9999999999999999999"]);
+        roundtrip(&["caf\u{e9} 12 \u{1f600}".as_bytes(), b"\xff\xfe 3"]);
+    }
+
+    #[test]
+    fn digit_bits_finds_exactly_the_digits() {
+        for b in 0..=255u8 {
+            for i in 0..8 {
+                for fill in [b'x', b'5', 0x80, 0xff] {
+                    let mut word = [fill; 8];
+                    word[i] = b;
+                    let want = word
+                        .iter()
+                        .enumerate()
+                        .fold(0, |m, (k, c)| m | u32::from(c.is_ascii_digit()) << k);
+                    assert_eq!(digit_bits(u64::from_le_bytes(word)), want, "{word:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_template_is_stored_once() {
+        let line = |i: u32| format!("request {i} served in {}ms by worker-{}", i * 3, i % 4);
+        let lines: Vec<String> = (0..100).map(line).collect();
+        let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        let enc = roundtrip(&refs);
+        assert_eq!(enc.windows(9).filter(|w| w == b" served i").count(), 1);
+        // Per line: a template id and three small deltas.
+        assert!(enc.len() < 100 * 5, "{}", enc.len());
+    }
+
+    #[test]
+    fn damage_is_an_error_not_a_panic() {
+        let enc = roundtrip(&[b"a 1 b 22 c", b"a 2 b 23 c", b"x y"]);
+        for cut in 0..enc.len() {
+            let _ = decode(&enc[..cut], 14 + 14 + 3, &mut Vec::new());
+        }
+        for i in 0..enc.len() {
+            for b in [0u8, 1, 2, 0x7f, 0x80, 0xff] {
+                let mut bad = enc.clone();
+                bad[i] = b;
+                let _ = decode(&bad, 14 + 14 + 3, &mut Vec::new());
+            }
+        }
+        // Lines of another length in all are damage.
+        assert_eq!(decode(&enc, 5, &mut Vec::new()), Err(Corrupt));
+        assert_eq!(decode(&enc, 32, &mut Vec::new()), Err(Corrupt));
+    }
+
+    proptest! {
+        #[test]
+        fn any_lines_round_trip(lines in proptest::collection::vec(
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(b'0'), Just(b'1'), Just(b'9'), Just(b'a'), Just(b'Z'),
+                    Just(b' '), Just(b'-'), Just(b':'), any::<u8>(),
+                ],
+                0..40,
+            ),
+            0..30,
+        )) {
+            let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            roundtrip(&refs);
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panic(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&raw, 100, &mut Vec::new());
+        }
+    }
+}
