@@ -41,7 +41,7 @@ const MAX_DIGITS: usize = 19;
 /// Scratch space for splitting lines, reused across blocks.
 #[derive(Default)]
 pub struct TemplateEncoder {
-    /// Hash of a template's key → its index (the next index is probed on a collision).
+    /// Hash of a template → its index (on a collision, the hash plus one is tried).
     map: PrehashedMap<u32>,
     /// The templates, one after the other: each the line with every run of digits
     /// replaced by one `0`.
