@@ -23,9 +23,16 @@ pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// `v` as an unsigned number that is small when `v` is near zero (how signed varints are
+/// stored).
+#[inline]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
 #[inline]
 pub fn put_ivarint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+    put_uvarint(out, zigzag(v));
 }
 
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {

@@ -27,7 +27,7 @@
 
 use logql::prehashed::PrehashedMap;
 
-use crate::codec::{Corrupt, Decoder, put_bytes, put_uvarint};
+use crate::codec::{Corrupt, Decoder, put_bytes, put_ivarint, put_uvarint, zigzag};
 
 const MODE_BYTES: u8 = 0;
 const MODE_NUMBER: u8 = 1;
@@ -217,11 +217,7 @@ const TOO_LONG: u64 = u64::MAX;
 fn copy_text(key: &mut [u8], k: &mut usize, data: &[u8], from: usize, to: usize) {
     let n = to - from;
     if to + 16 <= data.len() {
-        let mut i = 0;
-        while i < n {
-            key[*k + i..*k + i + 16].copy_from_slice(&data[from + i..from + i + 16]);
-            i += 16;
-        }
+        copy_over(&mut key[*k..*k + n + 16], &data[from..to + 16]);
     } else {
         key[*k..*k + n].copy_from_slice(&data[from..to]);
     }
@@ -261,7 +257,7 @@ fn put_column<'a>(values: impl Iterator<Item = (&'a [u8], u64)> + Clone, out: &m
         if *width.get_or_insert(digits.len()) != digits.len() {
             width = Some(0);
         }
-        deltas += uvarint_len(zigzag(n.wrapping_sub(prev)));
+        deltas += uvarint_len(zigzag(n.wrapping_sub(prev) as i64));
         plain += uvarint_len(n);
         prev = n;
     }
@@ -285,7 +281,7 @@ fn put_column<'a>(values: impl Iterator<Item = (&'a [u8], u64)> + Clone, out: &m
         out.push(mode);
         let mut prev = 0;
         for (_, n) in values {
-            put_uvarint(out, zigzag(n.wrapping_sub(prev)));
+            put_ivarint(out, n.wrapping_sub(prev) as i64);
             prev = n;
         }
     }
@@ -296,16 +292,6 @@ fn number(digits: &[u8]) -> u64 {
     digits
         .iter()
         .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
-}
-
-/// A difference (taken with wrapping) as an unsigned number small when it is near zero.
-fn zigzag(delta: u64) -> u64 {
-    let d = delta as i64;
-    ((d << 1) ^ (d >> 63)) as u64
-}
-
-fn unzigzag(z: u64) -> u64 {
-    ((z >> 1) as i64 ^ -((z & 1) as i64)) as u64
 }
 
 fn uvarint_len(v: u64) -> usize {
@@ -402,7 +388,7 @@ impl TemplateDecoder {
                         }
                         m if m & MODE_PLAIN != 0 => d.uvarint()?,
                         _ => {
-                            prev = prev.wrapping_add(unzigzag(d.uvarint()?));
+                            prev = prev.wrapping_add(d.ivarint()? as u64);
                             prev
                         }
                     };
