@@ -356,7 +356,7 @@ fn bench_queries(c: &mut Criterion) {
 }
 
 fn bench_lines(c: &mut Criterion) {
-    use kiroku_store::templated::{TemplateDecoder, TemplateEncoder};
+    use kiroku_store::templated::{TemplateDecoder, TemplateEncoder, TemplateTable, Templates};
     let mut rng = data::Rng::new(7);
     let mut line = String::new();
     // Per system: the lines concatenated, their offsets.
@@ -373,22 +373,27 @@ fn bench_lines(c: &mut Criterion) {
         })
         .collect();
     let mut enc = TemplateEncoder::default();
+    // One table for all, as one part's blocks share one.
+    let mut table = TemplateTable::default();
     let encoded: Vec<Vec<u8>> = blocks
         .iter()
         .map(|(buf, offsets)| {
             let mut out = Vec::new();
-            enc.encode(buf, offsets, &mut out);
+            enc.encode(buf, offsets, &mut table, &mut out);
             out.extend_from_slice(&[0; 16]);
             out
         })
         .collect();
+    let mut raw = Vec::new();
+    table.encode(&mut raw);
+    let templates = Templates::decode(raw).unwrap();
     let mut g = c.benchmark_group("lines");
     g.bench_function("split", |b| {
         let mut out = Vec::new();
         b.iter(|| {
             for (buf, offsets) in &blocks {
                 out.clear();
-                enc.encode(buf, offsets, &mut out);
+                enc.encode(buf, offsets, &mut table, &mut out);
             }
             out.len()
         })
@@ -399,7 +404,8 @@ fn bench_lines(c: &mut Criterion) {
         b.iter(|| {
             for (e, (buf, _)) in encoded.iter().zip(&blocks) {
                 out.clear();
-                dec.decode(e, e.len() - 16, buf.len(), &mut out).unwrap();
+                dec.decode(e, e.len() - 16, buf.len(), Some(&templates), &mut out)
+                    .unwrap();
             }
             out.len()
         })

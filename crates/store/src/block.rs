@@ -30,7 +30,7 @@ use logql::Batch;
 use logql::fields::{FieldColumn, FieldKind, Fields, FieldsWriter, Tokens};
 
 use crate::codec::{Corrupt, Decoder, put_bytes, put_uvarint};
-use crate::templated::{TemplateDecoder, TemplateEncoder};
+use crate::templated::{TemplateDecoder, TemplateEncoder, TemplateTable, Templates};
 
 /// Entries per block at most; a block is also cut at [`MAX_RAW_BYTES`] of lines.
 pub const MAX_ENTRIES: usize = 8192;
@@ -41,8 +41,11 @@ const CODEC_ZSTD: u8 = 1;
 /// Set in the codec byte of timestamps and lengths stored in byte planes.
 const LAYOUT_PLANES: u8 = 0x10;
 /// Set in the codec byte of lines split into templates and variables
-/// ([`crate::templated`]).
+/// ([`crate::templated`]) with the templates in the block (format-5 parts).
 const LAYOUT_TEMPLATED: u8 = 0x20;
+/// Set in the codec byte of lines split into templates and variables whose templates are
+/// in the part's template table.
+const LAYOUT_TABLE: u8 = 0x40;
 
 /// Compression contexts and scratch space, reused across blocks.
 pub struct BlockEncoder {
@@ -84,11 +87,13 @@ impl BlockEncoder {
         self.lines_level
     }
 
-    /// Appends entries `range` of `b` (sorted, deduplicated, with lines) as a block to `out`.
+    /// Appends entries `range` of `b` (sorted, deduplicated, with lines) as a block to `out`,
+    /// adding the templates of its lines to the part's `table`.
     pub fn encode(
         &mut self,
         b: &Batch,
         range: std::ops::Range<usize>,
+        table: &mut TemplateTable,
         out: &mut Vec<u8>,
     ) -> std::io::Result<ColumnSizes> {
         let mut sizes = ColumnSizes::default();
@@ -114,11 +119,12 @@ impl BlockEncoder {
         self.templates.encode(
             &b.line_data,
             &b.line_offsets[range.start..=range.end],
+            table,
             &mut self.scratch,
         );
         let start = out.len();
         sizes.lines = encode_column(&mut self.zstd_lines, &mut self.packed, &self.scratch, out)?;
-        out[start] |= LAYOUT_TEMPLATED;
+        out[start] |= LAYOUT_TABLE;
         // metadata
         if !b.metadata_offsets.is_empty() {
             let ids_from = b.metadata_offsets[range.start] as usize;
@@ -336,7 +342,7 @@ impl BlockDecoder {
     fn raw_into(&mut self, col: &[u8], out: &mut Vec<u8>) -> Result<u8, Corrupt> {
         let mut d = Decoder::new(col);
         let codec = d.u8()?;
-        let layout = codec & (LAYOUT_PLANES | LAYOUT_TEMPLATED);
+        let layout = codec & (LAYOUT_PLANES | LAYOUT_TEMPLATED | LAYOUT_TABLE);
         let codec = codec & !layout;
         let raw_len = usize::try_from(d.uvarint()?).map_err(|_| Corrupt)?;
         let payload = &col[d.position()..];
@@ -419,27 +425,33 @@ impl BlockDecoder {
     }
 
     /// Decompresses the lines column of a block of `count` lines of `len` bytes in all
-    /// into `data` (cleared first), the lines concatenated.
+    /// into `data` (cleared first), the lines concatenated. `table` is the part's template
+    /// table, which a block of lines split into templates needs (format 6 on).
     pub fn lines(
         &mut self,
         col: &[u8],
         count: usize,
         len: usize,
+        table: Option<&Templates>,
         data: &mut Vec<u8>,
     ) -> Result<(), Corrupt> {
-        match self.raw_into(col, data)? {
-            0 => {}
-            LAYOUT_TEMPLATED => {
-                std::mem::swap(data, &mut self.scratch);
-                let encoded = self.scratch.len();
-                self.scratch.resize(encoded + 16, 0);
-                data.clear();
-                let lines = self.templates.decode(&self.scratch, encoded, len, data)?;
-                if lines != count {
-                    return Err(Corrupt);
-                }
-            }
+        let table = match self.raw_into(col, data)? {
+            0 => None,
+            LAYOUT_TEMPLATED => Some(None),
+            LAYOUT_TABLE => Some(Some(table.ok_or(Corrupt)?)),
             _ => return Err(Corrupt),
+        };
+        if let Some(table) = table {
+            std::mem::swap(data, &mut self.scratch);
+            let encoded = self.scratch.len();
+            self.scratch.resize(encoded + 16, 0);
+            data.clear();
+            let lines = self
+                .templates
+                .decode(&self.scratch, encoded, len, table, data)?;
+            if lines != count {
+                return Err(Corrupt);
+            }
         }
         if data.len() != len {
             return Err(Corrupt);
@@ -653,7 +665,9 @@ mod tests {
         ]);
         let mut enc = BlockEncoder::new(1).unwrap();
         let mut out = Vec::new();
-        let sizes = enc.encode(&b, 0..2, &mut out).unwrap();
+        let sizes = enc
+            .encode(&b, 0..2, &mut TemplateTable::default(), &mut out)
+            .unwrap();
         assert!(sizes.fields > 0);
         let start = (sizes.ts + sizes.lengths + sizes.lines + sizes.meta) as usize;
         let col = &out[start..start + sizes.fields as usize];
@@ -675,7 +689,12 @@ mod tests {
         // Text lines get no fields column.
         let t = batch(&[(1, "plain", &[]), (2, r#"{"a":1}"#, &[])]);
         let mut out = Vec::new();
-        assert_eq!(enc.encode(&t, 0..2, &mut out).unwrap().fields, 0);
+        assert_eq!(
+            enc.encode(&t, 0..2, &mut TemplateTable::default(), &mut out)
+                .unwrap()
+                .fields,
+            0
+        );
     }
 
     #[test]
@@ -691,7 +710,9 @@ mod tests {
         let b = batch(&entries);
         let mut enc = BlockEncoder::new(1).unwrap();
         let mut out = Vec::new();
-        let sizes = enc.encode(&b, 0..600, &mut out).unwrap();
+        let sizes = enc
+            .encode(&b, 0..600, &mut TemplateTable::default(), &mut out)
+            .unwrap();
         let start = (sizes.ts + sizes.lengths + sizes.lines + sizes.meta) as usize;
         let col = &out[start..start + sizes.fields as usize];
         let f = BlockDecoder::new().unwrap().fields(col, 600, None).unwrap();
@@ -735,7 +756,8 @@ mod tests {
         ]);
         let mut enc = BlockEncoder::new(3).unwrap();
         let mut out = Vec::new();
-        let sizes = enc.encode(&b, 1..4, &mut out).unwrap();
+        let mut table = TemplateTable::default();
+        let sizes = enc.encode(&b, 1..4, &mut table, &mut out).unwrap();
         assert!(sizes.meta > 0);
         let total = (sizes.ts + sizes.lengths + sizes.lines + sizes.meta) as usize;
         assert_eq!(out.len(), total);
@@ -750,8 +772,11 @@ mod tests {
         dec.lengths(l, 3, &mut lens).unwrap();
         assert_eq!(lens, vec![300, 7, 0]);
         let mut data = Vec::new();
-        dec.lines(ln, 3, 307, &mut data).unwrap();
+        let templates = stored(&table);
+        dec.lines(ln, 3, 307, Some(&templates), &mut data).unwrap();
         assert_eq!(data, format!("{long}same ts").into_bytes());
+        // Its templates are in the part's table: without it, the lines do not decode.
+        assert_eq!(dec.lines(ln, 3, 307, None, &mut data), Err(Corrupt));
         let (mut dict, mut offs, mut ids) = (Vec::new(), Vec::new(), Vec::new());
         dec.metadata(m, 3, &mut dict, &mut offs, &mut ids).unwrap();
         assert_eq!(offs, vec![0, 2, 3, 3]);
@@ -762,6 +787,12 @@ mod tests {
     }
 
     /// A raw (uncompressed) column of `raw` with the given layout bit.
+    fn stored(table: &TemplateTable) -> Templates {
+        let mut raw = Vec::new();
+        table.encode(&mut raw);
+        Templates::decode(raw).unwrap()
+    }
+
     fn raw_column(raw: &[u8], layout: u8) -> Vec<u8> {
         let mut col = vec![CODEC_RAW | layout];
         put_uvarint(&mut col, raw.len() as u64);
@@ -788,7 +819,9 @@ mod tests {
                 b.line_offsets.push(0);
             }
             let mut out = Vec::new();
-            let sizes = enc.encode(&b, 0..300, &mut out).unwrap();
+            let sizes = enc
+                .encode(&b, 0..300, &mut TemplateTable::default(), &mut out)
+                .unwrap();
             assert_ne!(out[0] & LAYOUT_PLANES, 0);
             let (a, rest) = out.split_at(sizes.ts as usize);
             let mut got = vec![7];
@@ -842,7 +875,9 @@ mod tests {
             ]);
             let mut enc = BlockEncoder::new(1).unwrap();
             let mut out = Vec::new();
-            let sizes = enc.encode(&b, 0..4, &mut out).unwrap();
+            let mut table = TemplateTable::default();
+            let sizes = enc.encode(&b, 0..4, &mut table, &mut out).unwrap();
+            let templates = stored(&table);
             for (at, v) in &flips {
                 let i = at.index(out.len());
                 out[i] ^= v;
@@ -864,7 +899,7 @@ mod tests {
             );
             let _ = dec.timestamps(ts, count, &mut Vec::new());
             let _ = dec.lengths(lens, count, &mut Vec::new());
-            let _ = dec.lines(lines, count, 1 << 16, &mut Vec::new());
+            let _ = dec.lines(lines, count, 1 << 16, Some(&templates), &mut Vec::new());
             let (mut d, mut o, mut i) = (Vec::new(), Vec::new(), Vec::new());
             let _ = dec.metadata(meta, count, &mut d, &mut o, &mut i);
             let _ = dec.fields(fields, count, None);
@@ -890,13 +925,23 @@ mod tests {
         assert_eq!(lens, vec![0, 300, 70_000]);
         // Lines of older parts are stored as they are.
         let mut data = Vec::new();
-        dec.lines(&raw_column(b"abc", 0), 2, 3, &mut data).unwrap();
+        dec.lines(&raw_column(b"abc", 0), 2, 3, None, &mut data)
+            .unwrap();
         assert_eq!(data, b"abc");
-        assert!(dec.lines(&raw_column(b"abc", 0), 2, 4, &mut data).is_err());
+        assert!(
+            dec.lines(&raw_column(b"abc", 0), 2, 4, None, &mut data)
+                .is_err()
+        );
         // Lines have no planes.
         assert!(
-            dec.lines(&raw_column(b"x", LAYOUT_PLANES), 1, 1, &mut Vec::new())
-                .is_err()
+            dec.lines(
+                &raw_column(b"x", LAYOUT_PLANES),
+                1,
+                1,
+                None,
+                &mut Vec::new()
+            )
+            .is_err()
         );
     }
 }

@@ -98,6 +98,19 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
     let mut ids = Vec::with_capacity(streams.len());
     let mut buf = Vec::new();
     let werr = |e| StoreError::io("writing a part", &tmp, e);
+    // The template tables of every part, copied; per part, its tables' numbers in the new one.
+    let mut tables: Vec<Vec<u32>> = Vec::with_capacity(group.len());
+    for p in group {
+        let p = &p.part;
+        let mut numbers = Vec::with_capacity(p.index.tables.len());
+        for t in &p.index.tables {
+            shared
+                .parts
+                .read_at(&p.key, p.size, t.offset, u64::from(t.len), &mut buf)?;
+            numbers.push(w.add_encoded_table(t, std::mem::take(&mut buf)));
+        }
+        tables.push(numbers);
+    }
     // Blocks stay in arrival order (the group is oldest first): readers order them by time
     // and break ties between equal timestamps by that order.
     for (id, blocks) in streams {
@@ -111,7 +124,11 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
             shared
                 .parts
                 .read_at(&p.key, p.size, m.offset, m.stored_len(), &mut buf)?;
-            w.add_encoded_block(m, &buf).map_err(werr)?;
+            let m = BlockMeta {
+                table: m.table.map(|t| tables[pi][t as usize]),
+                ..m.clone()
+            };
+            w.add_encoded_block(&m, &buf).map_err(werr)?;
         }
         let labels = tenant.catalog.read().labels(id).clone();
         w.end_encoded_stream(&labels, first);

@@ -23,6 +23,7 @@ use crate::backend::{LocalParts, PartStore, RemoteParts};
 use crate::head::Memtable;
 use crate::index::{Catalog, StreamId};
 use crate::part::Part;
+use crate::templated::Templates;
 use crate::wal::{self, record};
 use crate::{AppendReport, RejectReason, Rejection, StoreConfig, StoreError, WriteStream};
 
@@ -52,6 +53,8 @@ pub(crate) struct LoadedPart {
     /// Set by retention and compaction: the part is out of the view and is deleted when the
     /// last reader's snapshot lets go of it (a query never finds its parts gone).
     pub retired: AtomicBool,
+    /// Its template tables, read when a query first needs them.
+    tables: Mutex<Vec<Option<Arc<Templates>>>>,
 }
 
 impl std::fmt::Debug for dyn PartStore {
@@ -73,11 +76,44 @@ impl Drop for LoadedPart {
 impl LoadedPart {
     pub fn new(part: Part, by_id: Vec<(StreamId, u32)>, store: Arc<dyn PartStore>) -> LoadedPart {
         LoadedPart {
+            tables: Mutex::new(vec![None; part.index.tables.len()]),
             part,
             by_id,
             store,
             retired: AtomicBool::new(false),
         }
+    }
+
+    /// Template table `i`, read on first use.
+    pub fn table(&self, i: u32) -> Result<Arc<Templates>, StoreError> {
+        if let Some(Some(t)) = self.tables.lock().get(i as usize) {
+            return Ok(t.clone());
+        }
+        let corrupt = || {
+            StoreError::Corrupt(format!(
+                "part {} is damaged: template table {i} does not decode",
+                self.part.key
+            ))
+        };
+        let meta = self.part.index.tables.get(i as usize).ok_or_else(corrupt)?;
+        let mut packed = Vec::new();
+        self.store.read_at(
+            &self.part.key,
+            self.part.size,
+            meta.offset,
+            u64::from(meta.len),
+            &mut packed,
+        )?;
+        if crc32fast::hash(&packed) != meta.crc {
+            return Err(corrupt());
+        }
+        let raw = zstd::bulk::decompress(&packed, meta.raw_len as usize).map_err(|_| corrupt())?;
+        if raw.len() != meta.raw_len as usize {
+            return Err(corrupt());
+        }
+        let t = Arc::new(Templates::decode(raw).map_err(|_| corrupt())?);
+        self.tables.lock()[i as usize] = Some(t.clone());
+        Ok(t)
     }
 
     pub fn stream(&self, id: StreamId) -> Option<&crate::part::index::StreamMeta> {

@@ -2,8 +2,8 @@
 //! [`crate::block`] layout.
 //!
 //! A line's *variables* are its runs of decimal digits; its *template* is what is left,
-//! the text around them. Lines of one kind share a template, so a block stores each
-//! template once, one template id per line, and then the variables column by column: per
+//! the text around them. Lines of one kind share a template, so each template is stored
+//! once, one template id per line, and then the variables column by column: per
 //! template, per variable slot, the values of that slot in line order, as numbers
 //! (differences from the value before when those are smaller: a clock's seconds, a counter
 //! or a port barely change). zstd then compresses the whole.
@@ -12,17 +12,27 @@
 //! literal digits, a few bytes per match; here the repeated text is gone before zstd sees
 //! it, and what is left is mostly the numbers, grouped so that similar values sit together.
 //!
+//! The templates themselves live in the part's *template table* ([`TemplateTable`]),
+//! shared by all its blocks: the streams of one application write the same kinds of
+//! lines, and a block of a thousand lines would otherwise spend about three bytes per line
+//! on its own copy of them. A block lists the table entries it uses. Blocks of format-5
+//! parts (before the table) hold their templates themselves; they still decode.
+//!
 //! ```text
 //! lines      uvarint
-//! templates  uvarint, then per template its text with each run of digits replaced by
-//!            one `0` (bytes: uvarint length, then the text)
-//! ids        per line, its template's index (uvarint)
+//! templates  uvarint, then per template its index in the part's table, ascending, each
+//!            as the difference from the one before (uvarint); in format-5 blocks, its
+//!            text instead (uvarint length, then the text)
+//! ids        per line, its template's position in that list (uvarint)
 //! columns    per template in order, per variable slot: mode u8, then one value per line
 //!            of that template:
 //!              0       bytes (numbers of over 19 digits, or written in several ways)
 //!              1       numbers without leading zeros, as zigzag varint differences
 //!              2 + w   numbers of exactly w digits (zero-padded), likewise
 //!              | 0x80  on 1 or 2 + w: the numbers themselves as varints, not differences
+//!
+//! table      uvarint count, then per template its text (uvarint length, then the text);
+//!            a template is the line with each run of digits replaced by one `0`
 //! ```
 
 use logql::prehashed::PrehashedMap;
@@ -57,6 +67,11 @@ pub struct TemplateEncoder {
     /// Line indices grouped by template (a counting sort of `ids`).
     by_template: Vec<u32>,
     starts: Vec<u32>,
+    /// Per template of the block: its index in the part's table; the templates in the
+    /// order of those; and each template's position in that order.
+    global: Vec<u32>,
+    order: Vec<u32>,
+    rank: Vec<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -64,11 +79,110 @@ struct Template {
     key_start: u32,
     key_end: u32,
     vars: u32,
+    hash: u64,
+}
+
+/// The templates of one part's blocks, collected as they are encoded and stored once in
+/// the part.
+#[derive(Default)]
+pub struct TemplateTable {
+    /// Hash of a template → its index (on a collision, the hash plus one is tried).
+    map: PrehashedMap<u32>,
+    keys: Vec<u8>,
+    /// Where each template ends in `keys` (it starts where the one before ends).
+    ends: Vec<u32>,
+}
+
+impl TemplateTable {
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.keys.clear();
+        self.ends.clear();
+    }
+
+    /// The table as stored in a part (before compression), appended to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_uvarint(out, self.ends.len() as u64);
+        let mut start = 0;
+        for &end in &self.ends {
+            put_bytes(out, &self.keys[start..end as usize]);
+            start = end as usize;
+        }
+    }
+
+    /// The index of template `key` (whose hash is `hash`), added when it is new.
+    fn id(&mut self, key: &[u8], mut hash: u64) -> u32 {
+        loop {
+            match self.map.get(&hash) {
+                Some(&id) => {
+                    let start = match id {
+                        0 => 0,
+                        _ => self.ends[id as usize - 1] as usize,
+                    };
+                    if self.keys[start..self.ends[id as usize] as usize] == *key {
+                        return id;
+                    }
+                    hash = hash.wrapping_add(1);
+                }
+                None => {
+                    let id = self.ends.len() as u32;
+                    self.keys.extend_from_slice(key);
+                    self.ends.push(self.keys.len() as u32);
+                    self.map.insert(hash, id);
+                    return id;
+                }
+            }
+        }
+    }
+}
+
+/// A part's template table, decoded for reading its blocks.
+pub struct Templates {
+    /// The stored table, with 16 bytes more (see [`copy_over`]).
+    text: Vec<u8>,
+    /// Per template: where its text starts in `text`, and its length.
+    bounds: Vec<(usize, usize)>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Templates({})", self.bounds.len())
+    }
+}
+
+impl Templates {
+    /// Reads a table that [`TemplateTable::encode`] wrote.
+    pub fn decode(mut text: Vec<u8>) -> Result<Templates, Corrupt> {
+        let mut bounds = Vec::new();
+        let mut d = Decoder::new(&text);
+        let n = d.count(1)?;
+        bounds.reserve(n);
+        for _ in 0..n {
+            let t = d.bytes()?;
+            bounds.push((d.position() - t.len(), t.len()));
+        }
+        if !d.is_empty() {
+            return Err(Corrupt);
+        }
+        text.extend_from_slice(&[0; 16]);
+        Ok(Templates { text, bounds })
+    }
 }
 
 impl TemplateEncoder {
-    /// Appends the encoding of the lines `data[offsets[i]..offsets[i + 1]]` to `out`.
-    pub fn encode(&mut self, data: &[u8], offsets: &[u32], out: &mut Vec<u8>) {
+    /// Appends the encoding of the lines `data[offsets[i]..offsets[i + 1]]` to `out`, adding
+    /// their templates to `table`.
+    pub fn encode(
+        &mut self,
+        data: &[u8],
+        offsets: &[u32],
+        table: &mut TemplateTable,
+        out: &mut Vec<u8>,
+    ) {
         self.map.clear();
         self.keys.clear();
         self.templates.clear();
@@ -83,13 +197,31 @@ impl TemplateEncoder {
             let id = self.split(data, from, to);
             self.ids.push(id);
         }
+        // The block's templates in the order of their indices in the table.
+        self.global.clear();
+        for t in &self.templates {
+            let key = &self.keys[t.key_start as usize..t.key_end as usize];
+            self.global.push(table.id(key, t.hash));
+        }
+        self.order.clear();
+        self.order.extend(0..self.templates.len() as u32);
+        self.order
+            .sort_unstable_by_key(|&t| self.global[t as usize]);
+        self.rank.clear();
+        self.rank.resize(self.templates.len(), 0);
+        for (i, &t) in self.order.iter().enumerate() {
+            self.rank[t as usize] = i as u32;
+        }
         put_uvarint(out, lines as u64);
         put_uvarint(out, self.templates.len() as u64);
-        for t in &self.templates {
-            put_bytes(out, &self.keys[t.key_start as usize..t.key_end as usize]);
+        let mut prev = 0;
+        for &t in &self.order {
+            let g = self.global[t as usize];
+            put_uvarint(out, u64::from(g - prev));
+            prev = g;
         }
         for &id in &self.ids {
-            put_uvarint(out, u64::from(id));
+            put_uvarint(out, u64::from(self.rank[id as usize]));
         }
         // Group the lines by template, keeping their order.
         self.starts.clear();
@@ -107,9 +239,10 @@ impl TemplateEncoder {
             self.by_template[next[id as usize] as usize] = line as u32;
             next[id as usize] += 1;
         }
-        for (t, tpl) in self.templates.iter().enumerate() {
+        for &t in &self.order {
+            let t = t as usize;
             let group = &self.by_template[self.starts[t] as usize..self.starts[t + 1] as usize];
-            for slot in 0..tpl.vars as usize {
+            for slot in 0..self.templates[t].vars as usize {
                 let at = |line: &u32| self.var_start[*line as usize] as usize + slot;
                 let values = group.iter().map(|line| {
                     let (s, e) = self.vars[at(line)];
@@ -168,7 +301,8 @@ impl TemplateEncoder {
         }
         copy_text(&mut self.key, &mut k, data, from + seg, to);
         let key = &self.key[..k];
-        let mut h = xxhash_rust::xxh3::xxh3_64(key);
+        let hash = xxhash_rust::xxh3::xxh3_64(key);
+        let mut h = hash;
         loop {
             match self.map.get(&h) {
                 Some(&id) => {
@@ -186,6 +320,7 @@ impl TemplateEncoder {
                         key_start,
                         key_end: self.keys.len() as u32,
                         vars,
+                        hash,
                     });
                     self.map.insert(h, id);
                     return id;
@@ -322,13 +457,15 @@ pub struct TemplateDecoder {
 impl TemplateDecoder {
     /// Appends the `len` bytes of lines that [`TemplateEncoder::encode`] wrote to
     /// `input[..encoded]` to `out`, concatenated, and returns how many lines there were.
-    /// `input` must hold 16 bytes more, of any value. Fails on damage, including lines that
-    /// do not add up to `len` bytes.
+    /// `table` is the part's template table, `None` for a block of a format-5 part, which
+    /// holds its templates. `input` must hold 16 bytes more, of any value. Fails on damage,
+    /// including lines that do not add up to `len` bytes.
     pub fn decode(
         &mut self,
         input: &[u8],
         encoded: usize,
         len: usize,
+        table: Option<&Templates>,
         out: &mut Vec<u8>,
     ) -> Result<usize, Corrupt> {
         if input.len() < encoded + 16 {
@@ -342,9 +479,23 @@ impl TemplateDecoder {
         let segments = &mut self.segments;
         templates.clear();
         segments.clear();
+        // Where the templates' text is: in the table, or in the block itself.
+        let text = table.map_or(input, |t| &t.text[..]);
+        let mut g = 0usize;
         for _ in 0..n_templates {
-            let t = d.bytes()?;
-            let mut at = d.position() - t.len();
+            let (mut at, t) = match table {
+                Some(table) => {
+                    g = g
+                        .checked_add(usize::try_from(d.uvarint()?).map_err(|_| Corrupt)?)
+                        .ok_or(Corrupt)?;
+                    let (start, n) = *table.bounds.get(g).ok_or(Corrupt)?;
+                    (start, &text[start..start + n])
+                }
+                None => {
+                    let t = d.bytes()?;
+                    (d.position() - t.len(), t)
+                }
+            };
             let first = segments.len();
             for piece in t.split(|&b| b == b'0') {
                 segments.push((at, piece.len()));
@@ -406,7 +557,7 @@ impl TemplateDecoder {
         let mut o = start;
         for &id in ids.iter() {
             let (seg, vars) = templates[id];
-            copy_segment(out, &mut o, end, input, segments[seg])?;
+            copy_segment(out, &mut o, end, text, segments[seg])?;
             for slot in 0..vars {
                 let (mode, next) = &mut columns[first_column[id] + slot];
                 let v = values[*next];
@@ -426,7 +577,7 @@ impl TemplateDecoder {
                         o += put_decimal(v, width, room)?;
                     }
                 }
-                copy_segment(out, &mut o, end, input, segments[seg + slot + 1])?;
+                copy_segment(out, &mut o, end, text, segments[seg + slot + 1])?;
             }
         }
         if o != end {
@@ -513,27 +664,52 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn decode(enc: &[u8], len: usize, out: &mut Vec<u8>) -> Result<usize, Corrupt> {
+    fn decode(
+        enc: &[u8],
+        table: Option<&Templates>,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, Corrupt> {
         let mut input = enc.to_vec();
         input.extend_from_slice(&[0xaa; 16]);
-        TemplateDecoder::default().decode(&input, enc.len(), len, out)
+        TemplateDecoder::default().decode(&input, enc.len(), len, table, out)
     }
 
-    fn roundtrip(lines: &[&[u8]]) -> Vec<u8> {
+    fn concat(lines: &[&[u8]]) -> (Vec<u8>, Vec<u32>) {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         for l in lines {
             data.extend_from_slice(l);
             offsets.push(data.len() as u32);
         }
+        (data, offsets)
+    }
+
+    fn stored(table: &TemplateTable) -> Templates {
+        let mut raw = Vec::new();
+        table.encode(&mut raw);
+        Templates::decode(raw).unwrap()
+    }
+
+    /// Encodes `lines` with `table`, checks they decode, returns the encoding.
+    fn roundtrip_with(lines: &[&[u8]], table: &mut TemplateTable) -> Vec<u8> {
+        let (data, offsets) = concat(lines);
         let mut enc = Vec::new();
-        TemplateEncoder::default().encode(&data, &offsets, &mut enc);
+        TemplateEncoder::default().encode(&data, &offsets, table, &mut enc);
         // Appended to what is there.
         let mut out = b"pre".to_vec();
-        assert_eq!(decode(&enc, data.len(), &mut out), Ok(lines.len()));
+        let t = stored(table);
+        assert_eq!(
+            decode(&enc, Some(&t), data.len(), &mut out),
+            Ok(lines.len())
+        );
         assert_eq!(out[..3], b"pre"[..]);
         assert_eq!(out[3..], data[..]);
         enc
+    }
+
+    fn roundtrip(lines: &[&[u8]]) -> Vec<u8> {
+        roundtrip_with(lines, &mut TemplateTable::default())
     }
 
     #[test]
@@ -578,28 +754,64 @@ mod tests {
         let line = |i: u32| format!("request {i} served in {}ms by worker-{}", i * 3, i % 4);
         let lines: Vec<String> = (0..100).map(line).collect();
         let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
-        let enc = roundtrip(&refs);
-        assert_eq!(enc.windows(9).filter(|w| w == b" served i").count(), 1);
+        let mut table = TemplateTable::default();
+        let enc = roundtrip_with(&refs, &mut table);
         // Per line: a template id and three small deltas.
         assert!(enc.len() < 100 * 5, "{}", enc.len());
+        assert!(!enc.windows(6).any(|w| w == b"served"));
+        // Blocks of one part share the table.
+        let other = [&b"request 7 served in 21ms by worker-3"[..], b"new kind 5"];
+        roundtrip_with(&other, &mut table);
+        let mut raw = Vec::new();
+        table.encode(&mut raw);
+        assert_eq!(raw.windows(6).filter(|w| w == b"served").count(), 1);
+        assert_eq!(stored(&table).bounds.len(), 2);
+    }
+
+    #[test]
+    fn blocks_of_format_5_parts_still_decode() {
+        // Written by the encoder of format 5, which kept the templates in the block.
+        const ENC: &[u8] = &[
+            4, 4, 15, 71, 69, 84, 32, 47, 97, 47, 48, 32, 48, 32, 48, 46, 48, 115, 15, 71, 69, 84,
+            32, 47, 98, 47, 48, 32, 48, 32, 48, 46, 48, 115, 9, 110, 111, 32, 100, 105, 103, 105,
+            116, 115, 7, 105, 100, 32, 48, 32, 118, 48, 0, 1, 2, 3, 129, 12, 129, 200, 1, 129, 0,
+            133, 31, 129, 7, 129, 148, 3, 129, 0, 133, 2, 0, 20, 57, 57, 57, 57, 57, 57, 57, 57,
+            57, 57, 57, 57, 57, 57, 57, 57, 57, 57, 57, 57, 133, 7,
+        ];
+        let want = b"GET /a/12 200 0.031sGET /b/7 404 0.002sno digitsid 99999999999999999999 v007";
+        let mut out = Vec::new();
+        assert_eq!(decode(ENC, None, want.len(), &mut out), Ok(4));
+        assert_eq!(out, want);
     }
 
     #[test]
     fn damage_is_an_error_not_a_panic() {
-        let enc = roundtrip(&[b"a 1 b 22 c", b"a 2 b 23 c", b"x y"]);
+        let lines: &[&[u8]] = &[b"a 1 b 22 c", b"a 2 b 23 c", b"x y"];
+        let mut table = TemplateTable::default();
+        let enc = roundtrip_with(lines, &mut table);
+        let t = stored(&table);
         for cut in 0..enc.len() {
-            let _ = decode(&enc[..cut], 14 + 14 + 3, &mut Vec::new());
+            let _ = decode(&enc[..cut], Some(&t), 14 + 14 + 3, &mut Vec::new());
         }
         for i in 0..enc.len() {
             for b in [0u8, 1, 2, 0x7f, 0x80, 0xff] {
                 let mut bad = enc.clone();
                 bad[i] = b;
-                let _ = decode(&bad, 14 + 14 + 3, &mut Vec::new());
+                let _ = decode(&bad, Some(&t), 14 + 14 + 3, &mut Vec::new());
+                let _ = decode(&bad, None, 14 + 14 + 3, &mut Vec::new());
+            }
+        }
+        // A damaged table.
+        let mut raw = Vec::new();
+        table.encode(&mut raw);
+        for cut in 0..raw.len() {
+            if let Ok(t) = Templates::decode(raw[..cut].to_vec()) {
+                let _ = decode(&enc, Some(&t), 14 + 14 + 3, &mut Vec::new());
             }
         }
         // Lines of another length in all are damage.
-        assert_eq!(decode(&enc, 5, &mut Vec::new()), Err(Corrupt));
-        assert_eq!(decode(&enc, 32, &mut Vec::new()), Err(Corrupt));
+        assert_eq!(decode(&enc, Some(&t), 5, &mut Vec::new()), Err(Corrupt));
+        assert_eq!(decode(&enc, Some(&t), 32, &mut Vec::new()), Err(Corrupt));
     }
 
     proptest! {
@@ -620,7 +832,11 @@ mod tests {
 
         #[test]
         fn any_bytes_decode_without_panic(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode(&raw, 100, &mut Vec::new());
+            let mut table = TemplateTable::default();
+            roundtrip_with(&[b"a 1 b", b"c 22 d 3"], &mut table);
+            let _ = decode(&raw, None, 100, &mut Vec::new());
+            let _ = decode(&raw, Some(&stored(&table)), 100, &mut Vec::new());
+            let _ = Templates::decode(raw);
         }
     }
 }

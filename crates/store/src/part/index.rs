@@ -4,13 +4,17 @@
 //!
 //! ```text
 //! [block 0: ts | lengths | lines | metadata | fields | filter] [block 1 ...] ...
-//! [index: zstd of  version, min_ts, max_ts, superseded parts, streams, blocks]
+//! [template table 0: zstd] [template table 1 ...] ...
+//! [index: zstd of  version, min_ts, max_ts, superseded parts, streams, blocks, tables]
 //! [footer, 32 bytes: index_offset u64 | index_len u32 | index_raw_len u32 | crc32 u32 |
 //!                    format u32 | magic "KIROKUP1"]
 //! ```
 //!
 //! Block offsets are not stored: blocks are laid out in order, each as long as the sum of
-//! its column and filter sizes.
+//! its column and filter sizes; the template tables ([`crate::templated`]) follow them, in
+//! order. A part written by a flush has one table, shared by all its blocks; compaction
+//! copies blocks as they are, so a merged part keeps the tables of the parts it merged, and
+//! each block names its own.
 
 use protocol::{Label, Labels};
 
@@ -21,10 +25,10 @@ pub const FOOTER_LEN: usize = 32;
 const MAGIC: &[u8; 8] = b"KIROKUP1";
 /// 2 added the fields column to blocks; 3 stores timestamps and lengths in byte planes; 4
 /// gives fields columns a kind (JSON or logfmt) and many-valued codes in byte planes; 5
-/// stores lines as templates and variables ([`crate::templated`]). Each column says which
-/// layout it has, so a compacted part may hold several; parts of every earlier format are
-/// still read.
-const FORMAT: u32 = 5;
+/// stores lines as templates and variables ([`crate::templated`]); 6 moves the templates
+/// into tables shared by the part's blocks. Each column says which layout it has, so a
+/// compacted part may hold several; parts of every earlier format are still read.
+const FORMAT: u32 = 6;
 
 /// A block as the index describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,20 @@ pub struct BlockMeta {
     pub offset: u64,
     pub columns: ColumnSizes,
     pub filter_len: u32,
+    /// The template table its lines need, if they need one.
+    pub table: Option<u32>,
+}
+
+/// A template table as the index describes it: where it is, and how to check and unpack it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableMeta {
+    /// Where it starts in the file (derived at load).
+    pub offset: u64,
+    /// Stored (zstd) and unpacked sizes.
+    pub len: u32,
+    pub raw_len: u32,
+    /// CRC-32 of the stored bytes.
+    pub crc: u32,
 }
 
 impl BlockMeta {
@@ -111,6 +129,7 @@ pub struct PartIndex {
     pub supersedes: Vec<String>,
     pub streams: Vec<StreamMeta>,
     pub blocks: Vec<BlockMeta>,
+    pub tables: Vec<TableMeta>,
 }
 
 impl PartIndex {
@@ -152,6 +171,13 @@ impl PartIndex {
             put_uvarint(&mut raw, u64::from(b.columns.meta));
             put_uvarint(&mut raw, u64::from(b.columns.fields));
             put_uvarint(&mut raw, u64::from(b.filter_len));
+            put_uvarint(&mut raw, b.table.map_or(0, |t| u64::from(t) + 1));
+        }
+        put_uvarint(&mut raw, self.tables.len() as u64);
+        for t in &self.tables {
+            put_uvarint(&mut raw, u64::from(t.len));
+            put_uvarint(&mut raw, u64::from(t.raw_len));
+            put_u32(&mut raw, t.crc);
         }
         let packed = zstd::bulk::compress(&raw, 3)?;
         let too_big = || std::io::Error::other("part index larger than 4 GiB");
@@ -255,6 +281,10 @@ impl Footer {
                 fields: if self.format >= 2 { u32v(&mut d)? } else { 0 },
             };
             let filter_len = u32v(&mut d)?;
+            let table = match self.format {
+                6.. => u32v(&mut d)?.checked_sub(1),
+                _ => None,
+            };
             let b = BlockMeta {
                 min_ts,
                 max_ts,
@@ -263,9 +293,30 @@ impl Footer {
                 offset,
                 columns,
                 filter_len,
+                table,
             };
             offset += b.stored_len();
             idx.blocks.push(b);
+        }
+        if self.format >= 6 {
+            let n = d.count(6)?;
+            for _ in 0..n {
+                let t = TableMeta {
+                    offset,
+                    len: u32v(&mut d)?,
+                    raw_len: u32v(&mut d)?,
+                    crc: d.u32()?,
+                };
+                offset += u64::from(t.len);
+                idx.tables.push(t);
+            }
+        }
+        if idx
+            .blocks
+            .iter()
+            .any(|b| b.table.is_some_and(|t| t as usize >= idx.tables.len()))
+        {
+            return Err(Corrupt);
         }
         if offset != self.index_offset {
             return Err(Corrupt);
@@ -302,6 +353,7 @@ mod tests {
                 fields: 7,
             },
             filter_len: 64,
+            table: Some(0),
         };
         let len = block(0, 0, 0).stored_len();
         PartIndex {
@@ -315,19 +367,44 @@ mod tests {
                 min_ts: 5,
                 max_ts: 305,
             }],
-            blocks: vec![block(5, 3, 0), block(205, 9, len)],
+            blocks: vec![
+                block(5, 3, 0),
+                BlockMeta {
+                    table: None,
+                    ..block(205, 9, len)
+                },
+            ],
+            tables: vec![TableMeta {
+                offset: 2 * len,
+                len: 300,
+                raw_len: 1000,
+                crc: 7,
+            }],
         }
+    }
+
+    /// Where the index starts: after the blocks and the tables.
+    fn index_offset(idx: &PartIndex) -> u64 {
+        idx.blocks.iter().map(BlockMeta::stored_len).sum::<u64>()
+            + idx.tables.iter().map(|t| u64::from(t.len)).sum::<u64>()
     }
 
     #[test]
     fn round_trips() {
         let idx = index();
-        let at = idx.blocks.iter().map(BlockMeta::stored_len).sum();
+        let at = index_offset(&idx);
         let mut out = Vec::new();
         idx.encode(at, &mut out).unwrap();
         let file_len = at + out.len() as u64;
         let f = Footer::decode(&out[out.len() - FOOTER_LEN..], file_len).unwrap();
         assert_eq!(f.decode_index(&out[..f.index_len as usize]).unwrap(), idx);
+        // A block naming a table the part does not have is damage.
+        let mut bad = index();
+        bad.blocks[1].table = Some(1);
+        let mut out = Vec::new();
+        bad.encode(at, &mut out).unwrap();
+        let f = Footer::decode(&out[out.len() - FOOTER_LEN..], at + out.len() as u64).unwrap();
+        assert_eq!(f.decode_index(&out[..f.index_len as usize]), Err(Corrupt));
     }
 
     proptest::proptest! {
@@ -338,7 +415,7 @@ mod tests {
             cut in any::<proptest::sample::Index>(),
         ) {
             let idx = index();
-            let at = idx.blocks.iter().map(BlockMeta::stored_len).sum();
+            let at = index_offset(&idx);
             let mut out = Vec::new();
             idx.encode(at, &mut out).unwrap();
             for (i, v) in &flips {

@@ -1,5 +1,6 @@
-//! Writes a part file front to back: blocks as they are encoded, then the index and footer.
-//! Memory stays at one block whatever the part's size.
+//! Writes a part file front to back: blocks as they are encoded, then the template tables,
+//! the index and the footer. Memory stays at one block and the part's templates whatever
+//! the part's size.
 
 use std::io::Write;
 
@@ -8,7 +9,12 @@ use protocol::Labels;
 
 use crate::block::{BlockEncoder, MAX_ENTRIES, MAX_RAW_BYTES};
 use crate::filter::FilterBuilder;
-use crate::part::index::{BlockMeta, PartIndex, StreamMeta};
+use crate::part::index::{BlockMeta, PartIndex, StreamMeta, TableMeta};
+use crate::templated::TemplateTable;
+
+/// zstd level of template tables: one per part, a small share of the work, read once per
+/// part by a query.
+const TABLE_LEVEL: i32 = 3;
 
 pub struct PartWriter<W: Write> {
     out: W,
@@ -16,6 +22,12 @@ pub struct PartWriter<W: Write> {
     buf: Vec<u8>,
     index: PartIndex,
     filter: FilterBuilder,
+    /// The templates of the blocks this writer encodes, and that table's number.
+    templates: TemplateTable,
+    own_table: Option<u32>,
+    /// Per table, in order: its stored bytes, when copied from another part (else it is
+    /// the writer's own, written at the end).
+    copied: Vec<Option<(TableMeta, Vec<u8>)>>,
 }
 
 impl<W: Write> PartWriter<W> {
@@ -30,6 +42,9 @@ impl<W: Write> PartWriter<W> {
                 ..PartIndex::default()
             },
             filter: FilterBuilder::new(),
+            templates: TemplateTable::default(),
+            own_table: None,
+            copied: Vec::new(),
         }
     }
 
@@ -77,7 +92,11 @@ impl<W: Write> PartWriter<W> {
                 end = end.clamp(start + 1, n);
             }
             self.buf.clear();
-            let columns = enc.encode(entries, start..end, &mut self.buf)?;
+            let columns = enc.encode(entries, start..end, &mut self.templates, &mut self.buf)?;
+            let table = *self.own_table.get_or_insert_with(|| {
+                self.copied.push(None);
+                (self.copied.len() - 1) as u32
+            });
             self.filter.clear();
             for i in start..end {
                 self.filter.add_line(entries.line(i));
@@ -93,6 +112,7 @@ impl<W: Write> PartWriter<W> {
                 offset: self.written,
                 columns,
                 filter_len,
+                table: Some(table),
             };
             self.out.write_all(&self.buf)?;
             self.written += self.buf.len() as u64;
@@ -110,9 +130,18 @@ impl<W: Write> PartWriter<W> {
         self.index.blocks.len() as u32
     }
 
+    /// Adds a template table of another part (see [`PartWriter::add_encoded_block`]) and
+    /// returns its number in this one.
+    pub fn add_encoded_table(&mut self, meta: &TableMeta, bytes: Vec<u8>) -> u32 {
+        debug_assert_eq!(bytes.len() as u64, u64::from(meta.len));
+        self.copied.push(Some((meta.clone(), bytes)));
+        (self.copied.len() - 1) as u32
+    }
+
     /// Adds a block encoded elsewhere (compaction copies blocks without decompressing):
-    /// its description and its bytes (columns and filter). Close the stream with
-    /// [`PartWriter::end_encoded_stream`].
+    /// its description, with its template table's number in this part (see
+    /// [`PartWriter::add_encoded_table`]), and its bytes (columns and filter). Close the
+    /// stream with [`PartWriter::end_encoded_stream`].
     pub fn add_encoded_block(&mut self, meta: &BlockMeta, bytes: &[u8]) -> std::io::Result<()> {
         debug_assert_eq!(bytes.len() as u64, meta.stored_len());
         self.out.write_all(bytes)?;
@@ -148,8 +177,34 @@ impl<W: Write> PartWriter<W> {
         self.index.blocks.is_empty()
     }
 
-    /// Writes the index and footer; returns the sink, the index and the file's size.
+    /// Writes the template tables, the index and the footer; returns the sink, the index
+    /// and the file's size.
     pub fn finish(mut self) -> std::io::Result<(W, PartIndex, u64)> {
+        for copied in std::mem::take(&mut self.copied) {
+            // A copied table keeps its CRC: damage stays detectable.
+            let (meta, bytes) = match copied {
+                Some(copied) => copied,
+                None => {
+                    self.buf.clear();
+                    self.templates.encode(&mut self.buf);
+                    let bytes = zstd::bulk::compress(&self.buf, TABLE_LEVEL)?;
+                    let too_big = || std::io::Error::other("template table larger than 4 GiB");
+                    let meta = TableMeta {
+                        offset: 0,
+                        len: u32::try_from(bytes.len()).map_err(|_| too_big())?,
+                        raw_len: u32::try_from(self.buf.len()).map_err(|_| too_big())?,
+                        crc: crc32fast::hash(&bytes),
+                    };
+                    (meta, bytes)
+                }
+            };
+            self.index.tables.push(TableMeta {
+                offset: self.written,
+                ..meta
+            });
+            self.out.write_all(&bytes)?;
+            self.written += bytes.len() as u64;
+        }
         self.buf.clear();
         self.index.encode(self.written, &mut self.buf)?;
         self.out.write_all(&self.buf)?;

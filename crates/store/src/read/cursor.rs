@@ -219,9 +219,7 @@ impl Cursor {
                 };
                 let r = Self::decode_block(
                     &mut dec,
-                    store,
-                    key,
-                    size,
+                    part,
                     *block,
                     meta,
                     lines,
@@ -255,9 +253,7 @@ impl Cursor {
     #[allow(clippy::too_many_arguments)]
     fn decode_block(
         dec: &mut BlockDecoder,
-        store: &Arc<dyn crate::backend::PartStore>,
-        key: &crate::part::PartKey,
-        size: u64,
+        part: &crate::store::LoadedPart,
         block: u32,
         meta: &crate::part::index::BlockMeta,
         mut lines: bool,
@@ -265,6 +261,7 @@ impl Cursor {
         columns: Columns,
         io: &mut Vec<u8>,
     ) -> Result<Batch, Gone> {
+        let (store, key, size) = (&part.store, &part.part.key, part.part.size);
         let err = |e: crate::StoreError| match e {
             crate::StoreError::PartGone(_) => Gone::Gone,
             e => Gone::Err(SourceError::Storage(e.to_string())),
@@ -304,7 +301,11 @@ impl Cursor {
                 o = o.checked_add(l).ok_or_else(corrupt)?;
                 b.line_offsets.push(o);
             }
-            dec.lines(io, n, o as usize, &mut b.line_data)
+            let table = match meta.table {
+                Some(t) => Some(part.table(t).map_err(err)?),
+                None => None,
+            };
+            dec.lines(io, n, o as usize, table.as_deref(), &mut b.line_data)
                 .map_err(|_| corrupt())?;
         }
         if columns.metadata && meta.columns.meta > 0 {
