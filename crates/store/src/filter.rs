@@ -16,9 +16,13 @@
 //! of the test: Unicode folding matches `k` with the Kelvin sign and `s` with the long s,
 //! which are not ASCII in the line.
 //!
-//! The bitmap is built at [`MAX_BITS`] and folded in half (OR of the halves, valid because
-//! a bit's index is the hash modulo the power-of-two size) while it stays under
-//! [`TARGET_FILL`], so repetitive blocks get small filters: typically 1–4 KiB per block.
+//! The bitmap is built at [`MAX_BITS`] and folded to the size that leaves it
+//! [`TARGET_FILL`] full: the block's distinct trigrams are counted from the bits set, and
+//! the size is a multiple of 64 bits, so that bit `b` of the built bitmap becomes bit
+//! `b mod size`, which is an OR of word-aligned slices. A reader takes the trigram's bit
+//! the same way. Filters of format-5 parts and before were folded in halves only (powers
+//! of two, for which the modulo is the same mask), and so were up to half as full: often
+//! larger than needed.
 
 use logql::RequiredText;
 
@@ -26,7 +30,7 @@ use logql::RequiredText;
 pub const MAX_BITS: usize = 1 << 17;
 /// The smallest filter, in bits (64 bytes).
 const MIN_BITS: usize = 1 << 9;
-/// Fold while the folded filter would have at most this share of bits set.
+/// The share of bits a filter has set: the chance that an absent trigram passes.
 pub const TARGET_FILL: f64 = 0.30;
 
 const FOLD: u64 = 0x2020_2020_2020_2020;
@@ -98,25 +102,24 @@ impl FilterBuilder {
         }
     }
 
-    /// The folded bitmap, as little-endian bytes; its length (a power of two) gives its size.
+    /// The folded bitmap, as little-endian bytes; its length gives its size.
     pub fn finish_into(&self, out: &mut Vec<u8>) {
-        let mut words: Vec<u64> = self.words.to_vec();
-        let mut n = words.len();
-        while n * 64 > MIN_BITS {
-            let half = n / 2;
-            let ones: u32 = (0..half)
-                .map(|i| (words[i] | words[i + half]).count_ones())
-                .sum();
-            if f64::from(ones) > TARGET_FILL * (half * 64) as f64 {
-                break;
+        let set: u32 = self.words.iter().map(|w| w.count_ones()).sum();
+        // Distinct trigrams: a few of them share a bit even at the full size.
+        let full = MAX_BITS as f64;
+        let distinct = -full * (1.0 - f64::from(set) / (full + 1.0)).ln();
+        let bits = distinct / -(1.0 - TARGET_FILL).ln();
+        let n = ((bits / 64.0).ceil() as usize).clamp(MIN_BITS / 64, MAX_BITS / 64);
+        let start = out.len();
+        out.resize(start + n * 8, 0);
+        let mut words = [0u64; MAX_BITS / 64];
+        for chunk in self.words.chunks(n) {
+            for (w, &c) in words.iter_mut().zip(chunk) {
+                *w |= c;
             }
-            for i in 0..half {
-                words[i] |= words[i + half];
-            }
-            n = half;
         }
-        for w in &words[..n] {
-            out.extend_from_slice(&w.to_le_bytes());
+        for (o, w) in out[start..].chunks_exact_mut(8).zip(&words[..n]) {
+            o.copy_from_slice(&w.to_le_bytes());
         }
     }
 }
@@ -136,10 +139,10 @@ pub fn may_match(bitmap: &[u8], req: &RequiredText) -> bool {
 
 fn may_contain(bitmap: &[u8], needle: &[u8], case_insensitive: bool) -> bool {
     let bits = bitmap.len() * 8;
-    if needle.len() < 3 || !bits.is_power_of_two() || bits < 64 {
+    if needle.len() < 3 || !bits.is_multiple_of(64) || bits == 0 || bits > MAX_BITS {
         return true;
     }
-    let mask = (bits - 1) as u64;
+    let mask = (MAX_BITS - 1) as u64;
     for w in needle.windows(3) {
         if case_insensitive
             && w.iter().any(|&c| {
@@ -148,7 +151,7 @@ fn may_contain(bitmap: &[u8], needle: &[u8], case_insensitive: bool) -> bool {
         {
             continue;
         }
-        let bit = trigram_hash(trigram_of(w)) & mask;
+        let bit = (trigram_hash(trigram_of(w)) & mask) % bits as u64;
         if bitmap[(bit >> 3) as usize] & (1u8 << (bit & 7)) == 0 {
             return false;
         }
@@ -201,6 +204,48 @@ mod tests {
             &bm,
             &RequiredText::Any(vec![lit("reset", false), lit("zebra-quartz", false)])
         ));
+    }
+
+    #[test]
+    fn filters_are_sized_to_the_target_fill() {
+        let lines: Vec<String> = (0..3000)
+            .map(|i| format!("user-{i:x} fetched /item/{}", i * 7919 % 10007))
+            .collect();
+        let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        let bm = build(&refs);
+        assert_eq!(bm.len() % 8, 0);
+        assert!(!bm.len().is_power_of_two(), "{}", bm.len());
+        let fill = bm.iter().map(|b| b.count_ones()).sum::<u32>() as f64 / (bm.len() * 8) as f64;
+        assert!((0.25..=0.31).contains(&fill), "{fill}");
+        for l in &lines {
+            assert!(may_match(&bm, &lit(l, false)));
+        }
+        let absent = (0..200)
+            .filter(|i| may_match(&bm, &lit(&format!("zq{i}xv"), false)))
+            .count();
+        assert!(absent < 40, "{absent} of 200 absent needles pass");
+    }
+
+    #[test]
+    fn filters_folded_in_halves_still_work() {
+        // Format 5 and before: folded in halves while at most 30% full.
+        let lines = [&b"GET /api/users 200 12ms"[..], b"connection reset by peer"];
+        let mut f = FilterBuilder::new();
+        for l in lines {
+            f.add_line(l);
+        }
+        let mut words = f.words.to_vec();
+        while words.len() > 8 {
+            let half = words.len() / 2;
+            for i in 0..half {
+                words[i] |= words[i + half];
+            }
+            words.truncate(half);
+        }
+        let bm: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert!(may_match(&bm, &lit("reset by", false)));
+        assert!(may_match(&bm, &lit("/API/users", true)));
+        assert!(!may_match(&bm, &lit("xylophone-7f3a9c", false)));
     }
 
     #[test]
