@@ -152,11 +152,7 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
         .map(|(i, &id)| (id, i as u32))
         .collect();
     by_id.sort_unstable();
-    let merged = Arc::new(LoadedPart::new(
-        Part { key, size, index },
-        by_id,
-        shared.parts.clone(),
-    ));
+    let merged = Arc::new(LoadedPart::new(Part { key, size, index }, by_id, shared));
     // The merged parts are deleted once the view and the last query reading them let go.
     for p in group {
         p.retired.store(true, Ordering::SeqCst);

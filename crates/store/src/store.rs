@@ -53,8 +53,79 @@ pub(crate) struct LoadedPart {
     /// Set by retention and compaction: the part is out of the view and is deleted when the
     /// last reader's snapshot lets go of it (a query never finds its parts gone).
     pub retired: AtomicBool,
-    /// Its template tables, read when a query first needs them.
-    tables: Mutex<Vec<Option<Arc<Templates>>>>,
+    /// Where its template tables are kept once read.
+    tables: Arc<TableCache>,
+}
+
+/// Decoded template tables of all parts, read when a query first needs them and kept
+/// within [`TABLE_CACHE_BYTES`]. A flush's table holds up to a megabyte of templates:
+/// kept for every part, they would grow with the data.
+#[derive(Debug, Default)]
+pub(crate) struct TableCache {
+    inner: Mutex<TableCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct TableCacheInner {
+    tables: HashMap<(crate::part::PartKey, u32), Arc<Templates>>,
+    bytes: usize,
+    /// State of the generator that picks which table to drop.
+    seed: u64,
+}
+
+/// Bytes of decoded template tables kept at most.
+const TABLE_CACHE_BYTES: usize = 16 << 20;
+
+impl TableCache {
+    fn get(&self, key: &crate::part::PartKey, i: u32) -> Option<Arc<Templates>> {
+        let c = self.inner.lock();
+        // Looked up by reference: a part key is two strings, not worth cloning per block.
+        c.tables
+            .iter()
+            .find(|((k, j), _)| *j == i && k == key)
+            .map(|(_, t)| t.clone())
+    }
+
+    /// Drops the tables of a deleted part.
+    fn forget(&self, key: &crate::part::PartKey) {
+        let mut c = self.inner.lock();
+        let mut freed = 0;
+        c.tables.retain(|(k, _), t| {
+            let keep = k != key;
+            if !keep {
+                freed += t.size();
+            }
+            keep
+        });
+        c.bytes -= freed;
+    }
+
+    /// Keeps `t`, dropping others picked at random past the budget: a scan that goes
+    /// round more tables than fit still finds most of them (dropping the least recently
+    /// used, it would find none).
+    fn put(&self, key: &crate::part::PartKey, i: u32, t: Arc<Templates>) {
+        let mut c = self.inner.lock();
+        c.bytes += t.size();
+        if let Some(old) = c.tables.insert((key.clone(), i), t) {
+            c.bytes -= old.size();
+        }
+        while c.bytes > TABLE_CACHE_BYTES && c.tables.len() > 1 {
+            c.seed = c
+                .seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let pick = (c.seed >> 33) as usize % (c.tables.len() - 1);
+            let victim = c
+                .tables
+                .keys()
+                .filter(|(k, j)| !(*j == i && k == key))
+                .nth(pick)
+                .cloned();
+            if let Some(old) = victim.and_then(|v| c.tables.remove(&v)) {
+                c.bytes -= old.size();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for dyn PartStore {
@@ -65,29 +136,30 @@ impl std::fmt::Debug for dyn PartStore {
 
 impl Drop for LoadedPart {
     fn drop(&mut self) {
-        if self.retired.load(Ordering::SeqCst)
-            && let Err(e) = self.store.delete(&self.part.key)
-        {
-            tracing::error!(part = %self.part.key, error = %e, "deleting a part failed");
+        if self.retired.load(Ordering::SeqCst) {
+            self.tables.forget(&self.part.key);
+            if let Err(e) = self.store.delete(&self.part.key) {
+                tracing::error!(part = %self.part.key, error = %e, "deleting a part failed");
+            }
         }
     }
 }
 
 impl LoadedPart {
-    pub fn new(part: Part, by_id: Vec<(StreamId, u32)>, store: Arc<dyn PartStore>) -> LoadedPart {
+    pub fn new(part: Part, by_id: Vec<(StreamId, u32)>, shared: &Shared) -> LoadedPart {
         LoadedPart {
-            tables: Mutex::new(vec![None; part.index.tables.len()]),
             part,
             by_id,
-            store,
+            store: shared.parts.clone(),
             retired: AtomicBool::new(false),
+            tables: shared.tables.clone(),
         }
     }
 
     /// Template table `i`, read on first use.
     pub fn table(&self, i: u32) -> Result<Arc<Templates>, StoreError> {
-        if let Some(Some(t)) = self.tables.lock().get(i as usize) {
-            return Ok(t.clone());
+        if let Some(t) = self.tables.get(&self.part.key, i) {
+            return Ok(t);
         }
         let corrupt = || {
             StoreError::Corrupt(format!(
@@ -112,7 +184,7 @@ impl LoadedPart {
             return Err(corrupt());
         }
         let t = Arc::new(Templates::decode(raw).map_err(|_| corrupt())?);
-        self.tables.lock()[i as usize] = Some(t.clone());
+        self.tables.put(&self.part.key, i, t.clone());
         Ok(t)
     }
 
@@ -192,6 +264,7 @@ pub(crate) struct Shared {
     /// WAL record buffers handed back by the commit thread, for the next appends: a push
     /// of 1 MiB would otherwise map, fault in and unmap a fresh megabyte every time.
     pub record_pool: Mutex<Vec<Vec<u8>>>,
+    pub tables: Arc<TableCache>,
 }
 
 /// Record buffers kept for reuse at most, and the largest kept (bigger ones are freed).
@@ -367,6 +440,7 @@ impl Store {
             maintain_lock: Mutex::new(()),
             budget_unmet: std::sync::atomic::AtomicBool::new(false),
             record_pool: Mutex::new(Vec::new()),
+            tables: Arc::default(),
             cfg,
         });
         flush::load_parts(&shared)?;
@@ -698,4 +772,47 @@ fn instance_id(data: &std::path::Path) -> Result<String, StoreError> {
     );
     std::fs::write(&path, &id).map_err(|e| StoreError::io("writing the instance id", &path, e))?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::part::PartKey;
+
+    /// A decoded table of about `kib` KiB.
+    fn table(kib: usize) -> Arc<Templates> {
+        let mut raw = Vec::new();
+        crate::codec::put_uvarint(&mut raw, 1);
+        crate::codec::put_bytes(&mut raw, &vec![b'x'; kib << 10]);
+        Arc::new(Templates::decode(raw).unwrap())
+    }
+
+    #[test]
+    fn the_table_cache_keeps_its_budget_and_drops_the_least_recently_used() {
+        let cache = TableCache::default();
+        let key = |n: u32| PartKey {
+            tenant: "fake".into(),
+            day: 0,
+            name: format!("p{n}"),
+        };
+        let per = TABLE_CACHE_BYTES / 4 / 1024;
+        for n in 0..4 {
+            cache.put(&key(n), 0, table(per - 1));
+        }
+        // Each further table makes room by dropping another, never itself.
+        for n in 4..12 {
+            cache.put(&key(n), 0, table(per - 1));
+            assert!(cache.inner.lock().bytes <= TABLE_CACHE_BYTES);
+            assert!(cache.get(&key(n), 0).is_some(), "p{n}");
+            assert_eq!(cache.inner.lock().tables.len(), 4);
+        }
+        assert!(cache.get(&key(11), 1).is_none());
+        // One table larger than the budget is kept alone.
+        cache.put(&key(12), 0, table(2 * per * 4));
+        assert_eq!(cache.inner.lock().tables.len(), 1);
+        assert!(cache.get(&key(12), 0).is_some());
+        cache.forget(&key(12));
+        assert!(cache.inner.lock().tables.is_empty());
+        assert_eq!(cache.inner.lock().bytes, 0);
+    }
 }

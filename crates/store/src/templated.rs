@@ -168,8 +168,14 @@ impl Templates {
         if !d.is_empty() {
             return Err(Corrupt);
         }
+        text.reserve_exact(16);
         text.extend_from_slice(&[0; 16]);
         Ok(Templates { text, bounds })
+    }
+
+    /// Bytes of memory it holds.
+    pub fn size(&self) -> usize {
+        self.text.capacity() + std::mem::size_of::<(usize, usize)>() * self.bounds.capacity()
     }
 }
 

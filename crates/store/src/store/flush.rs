@@ -154,11 +154,7 @@ fn flush_memtable(
                 let by_id = sorted_pairs(&ids);
                 new_parts.push((
                     tnum,
-                    Arc::new(LoadedPart::new(
-                        Part { key, size, index },
-                        by_id,
-                        shared.parts.clone(),
-                    )),
+                    Arc::new(LoadedPart::new(Part { key, size, index }, by_id, shared)),
                 ));
             }
         }
@@ -311,10 +307,7 @@ pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
                 .collect()
         };
         let by_id = sorted_pairs(&ids);
-        add.push((
-            tenant.num,
-            Arc::new(LoadedPart::new(part, by_id, shared.parts.clone())),
-        ));
+        add.push((tenant.num, Arc::new(LoadedPart::new(part, by_id, shared))));
     }
     let mut v = shared.view.write();
     for list in v.parts.values_mut() {
