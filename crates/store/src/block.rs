@@ -622,7 +622,7 @@ impl BlockDecoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::any;
 

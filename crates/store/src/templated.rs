@@ -12,11 +12,12 @@
 //! literal digits, a few bytes per match; here the repeated text is gone before zstd sees
 //! it, and what is left is mostly the numbers, grouped so that similar values sit together.
 //!
-//! The templates themselves live in the part's *template table* ([`TemplateTable`]),
-//! shared by all its blocks: the streams of one application write the same kinds of
-//! lines, and a block of a thousand lines would otherwise spend about three bytes per line
-//! on its own copy of them. A block lists the table entries it uses. Blocks of format-5
-//! parts (before the table) hold their templates themselves; they still decode.
+//! The templates themselves live in a *template table* ([`TemplateTable`]) of the part,
+//! one per service, shared by the blocks of its streams: the streams of one application
+//! write the same kinds of lines, and a block of a thousand lines would otherwise spend
+//! about three bytes per line on its own copy of them. A block lists the table entries it
+//! uses. Blocks of format-5 parts (before the tables) hold their templates themselves;
+//! they still decode.
 //!
 //! ```text
 //! lines      uvarint

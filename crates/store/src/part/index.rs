@@ -12,9 +12,9 @@
 //!
 //! Block offsets are not stored: blocks are laid out in order, each as long as the sum of
 //! its column and filter sizes; the template tables ([`crate::templated`]) follow them, in
-//! order. A part written by a flush has one table, shared by all its blocks; compaction
-//! copies blocks as they are, so a merged part keeps the tables of the parts it merged, and
-//! each block names its own.
+//! order. A part written by a flush has one table per service, shared by the blocks of its
+//! streams; compaction copies blocks as they are, so a merged part keeps the tables of the
+//! parts it merged, and each block names its own.
 
 use protocol::{Label, Labels};
 

@@ -1,6 +1,6 @@
-//! Writes a part file front to back: blocks as they are encoded, then the template tables,
-//! the index and the footer. Memory stays at one block and the part's templates whatever
-//! the part's size.
+//! Writes a part file front to back: blocks as they are encoded, then the template tables
+//! (one per service), the index and the footer. Memory stays at one block and the part's
+//! templates whatever the part's size.
 
 use std::io::Write;
 
@@ -12,9 +12,23 @@ use crate::filter::FilterBuilder;
 use crate::part::index::{BlockMeta, PartIndex, StreamMeta, TableMeta};
 use crate::templated::TemplateTable;
 
-/// zstd level of template tables: one per part, a small share of the work, read once per
-/// part by a query.
+/// zstd level of template tables: a small share of the work, and read once per part and
+/// service by a query.
 const TABLE_LEVEL: i32 = 3;
+
+/// Streams with the same value of this label share a template table: the streams of one
+/// application write the same kinds of lines, those of others rarely, and a query that
+/// reads one application's lines then decodes only its table. The server gives every
+/// stream one, as Loki does.
+const SERVICE_LABEL: &str = "service_name";
+
+/// A template table of the part being written.
+enum Table {
+    /// Built from the blocks this writer encodes: an index into `PartWriter::own`.
+    Own(usize),
+    /// Copied from another part, as stored.
+    Copied(TableMeta, Vec<u8>),
+}
 
 pub struct PartWriter<W: Write> {
     out: W,
@@ -22,12 +36,11 @@ pub struct PartWriter<W: Write> {
     buf: Vec<u8>,
     index: PartIndex,
     filter: FilterBuilder,
-    /// The templates of the blocks this writer encodes, and that table's number.
-    templates: TemplateTable,
-    own_table: Option<u32>,
-    /// Per table, in order: its stored bytes, when copied from another part (else it is
-    /// the writer's own, written at the end).
-    copied: Vec<Option<(TableMeta, Vec<u8>)>>,
+    /// The part's template tables, in order, written at the end.
+    tables: Vec<Table>,
+    /// The tables this writer builds, and per service the number and place of its own.
+    own: Vec<TemplateTable>,
+    by_service: std::collections::HashMap<String, (u32, usize)>,
 }
 
 impl<W: Write> PartWriter<W> {
@@ -42,9 +55,9 @@ impl<W: Write> PartWriter<W> {
                 ..PartIndex::default()
             },
             filter: FilterBuilder::new(),
-            templates: TemplateTable::default(),
-            own_table: None,
-            copied: Vec::new(),
+            tables: Vec::new(),
+            own: Vec::new(),
+            by_service: std::collections::HashMap::new(),
         }
     }
 
@@ -77,6 +90,17 @@ impl<W: Write> PartWriter<W> {
             return Ok(());
         }
         let first_block = self.index.blocks.len() as u32;
+        let service = labels.get(SERVICE_LABEL).unwrap_or_default();
+        let (table, own) = match self.by_service.get(service) {
+            Some(&t) => t,
+            None => {
+                let t = (self.tables.len() as u32, self.own.len());
+                self.tables.push(Table::Own(self.own.len()));
+                self.own.push(TemplateTable::default());
+                self.by_service.insert(service.to_string(), t);
+                t
+            }
+        };
         let mut start = range.start;
         while start < n {
             // Cut at MAX_ENTRIES or MAX_RAW_BYTES, whichever comes first; at least one entry.
@@ -92,11 +116,7 @@ impl<W: Write> PartWriter<W> {
                 end = end.clamp(start + 1, n);
             }
             self.buf.clear();
-            let columns = enc.encode(entries, start..end, &mut self.templates, &mut self.buf)?;
-            let table = *self.own_table.get_or_insert_with(|| {
-                self.copied.push(None);
-                (self.copied.len() - 1) as u32
-            });
+            let columns = enc.encode(entries, start..end, &mut self.own[own], &mut self.buf)?;
             self.filter.clear();
             for i in start..end {
                 self.filter.add_line(entries.line(i));
@@ -134,8 +154,8 @@ impl<W: Write> PartWriter<W> {
     /// returns its number in this one.
     pub fn add_encoded_table(&mut self, meta: &TableMeta, bytes: Vec<u8>) -> u32 {
         debug_assert_eq!(bytes.len() as u64, u64::from(meta.len));
-        self.copied.push(Some((meta.clone(), bytes)));
-        (self.copied.len() - 1) as u32
+        self.tables.push(Table::Copied(meta.clone(), bytes));
+        (self.tables.len() - 1) as u32
     }
 
     /// Adds a block encoded elsewhere (compaction copies blocks without decompressing):
@@ -180,13 +200,13 @@ impl<W: Write> PartWriter<W> {
     /// Writes the template tables, the index and the footer; returns the sink, the index
     /// and the file's size.
     pub fn finish(mut self) -> std::io::Result<(W, PartIndex, u64)> {
-        for copied in std::mem::take(&mut self.copied) {
+        for table in std::mem::take(&mut self.tables) {
             // A copied table keeps its CRC: damage stays detectable.
-            let (meta, bytes) = match copied {
-                Some(copied) => copied,
-                None => {
+            let (meta, bytes) = match table {
+                Table::Copied(meta, bytes) => (meta, bytes),
+                Table::Own(i) => {
                     self.buf.clear();
-                    self.templates.encode(&mut self.buf);
+                    self.own[i].encode(&mut self.buf);
                     let bytes = zstd::bulk::compress(&self.buf, TABLE_LEVEL)?;
                     let too_big = || std::io::Error::other("template table larger than 4 GiB");
                     let meta = TableMeta {
@@ -211,5 +231,56 @@ impl<W: Write> PartWriter<W> {
         self.out.flush()?;
         let size = self.written + self.buf.len() as u64;
         Ok((self.out, self.index, size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockDecoder;
+    use crate::block::tests::batch;
+    use crate::templated::Templates;
+
+    #[test]
+    fn streams_of_one_service_share_a_table_and_others_get_their_own() {
+        let mut w = PartWriter::new(Vec::new());
+        let mut enc = BlockEncoder::new(1).unwrap();
+        let stream = |service: &str, pod: &str| {
+            Labels::from_pairs([("pod", pod), ("service_name", service)])
+        };
+        let a = batch(&[
+            (1, "GET /a 200 in 12ms", &[]),
+            (2, "GET /b 404 in 3ms", &[]),
+        ]);
+        let b = batch(&[(1, "job 7 done", &[])]);
+        w.add_stream(&stream("api", "api-1"), &a, &mut enc).unwrap();
+        w.add_stream(&stream("worker", "w-1"), &b, &mut enc)
+            .unwrap();
+        w.add_stream(&stream("api", "api-2"), &a, &mut enc).unwrap();
+        let (file, index, size) = w.finish().unwrap();
+        assert_eq!(file.len() as u64, size);
+        let tables: Vec<Option<u32>> = index.blocks.iter().map(|b| b.table).collect();
+        assert_eq!(tables, vec![Some(0), Some(1), Some(0)]);
+        assert_eq!(index.tables.len(), 2);
+        // Each block reads back with its table; the api table holds its template once.
+        let table = |i: usize| {
+            let t = &index.tables[i];
+            let packed = &file[t.offset as usize..(t.offset + u64::from(t.len)) as usize];
+            assert_eq!(crc32fast::hash(packed), t.crc);
+            let raw = zstd::bulk::decompress(packed, t.raw_len as usize).unwrap();
+            assert_eq!(raw.windows(6).filter(|w| w == b"GET /a").count(), 1);
+            Templates::decode(raw).unwrap()
+        };
+        let api = table(0);
+        let mut dec = BlockDecoder::new().unwrap();
+        for (block, want) in [(0, &a), (2, &a)] {
+            let m = &index.blocks[block];
+            let (off, len) = m.lines_range();
+            let col = &file[off as usize..(off + len) as usize];
+            let mut data = Vec::new();
+            dec.lines(col, 2, want.line_data.len(), Some(&api), &mut data)
+                .unwrap();
+            assert_eq!(data, want.line_data);
+        }
     }
 }
