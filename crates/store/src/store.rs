@@ -176,7 +176,8 @@ impl LoadedPart {
             u64::from(meta.len),
             &mut packed,
         )?;
-        if crc32fast::hash(&packed) != meta.crc {
+        // A table holds the templates of at most a memtable's lines.
+        if crc32fast::hash(&packed) != meta.crc || meta.raw_len > 1 << 30 {
             return Err(corrupt());
         }
         let raw = zstd::bulk::decompress(&packed, meta.raw_len as usize).map_err(|_| corrupt())?;

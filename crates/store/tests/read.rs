@@ -213,19 +213,26 @@ fn metadata_round_trips_through_parts() {
 }
 
 /// Counts the entries a select hands out, for block skipping.
-fn count_with(store: &Store, required: Option<&RequiredText>) -> usize {
-    let r = store.reader(&["fake".into()]);
-    let m = all();
-    let sel = Select {
-        matchers: &m,
+/// All entries of all streams, forward, every column.
+fn select_all<'a>(m: &'a [logql::ast::Matcher], required: Option<&'a RequiredText>) -> Select<'a> {
+    Select {
+        matchers: m,
         start: 0,
         end: i64::MAX,
         direction: Direction::Forward,
         columns: ALL_COLUMNS,
         required,
         fields: None,
-    };
-    read_select(&r, &sel).iter().map(|s| s.1.len()).sum()
+    }
+}
+
+fn count_with(store: &Store, required: Option<&RequiredText>) -> usize {
+    let r = store.reader(&["fake".into()]);
+    let m = all();
+    read_select(&r, &select_all(&m, required))
+        .iter()
+        .map(|s| s.1.len())
+        .sum()
 }
 
 #[test]
@@ -465,4 +472,50 @@ proptest! {
             prop_assert_eq!(got, want);
         }
     }
+}
+
+#[test]
+fn a_damaged_template_table_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let rt = rt();
+    let es: Vec<Entry> = (0..50)
+        .map(|i| e(i, &format!("request {i} took {}ms", i * 3)))
+        .collect();
+    append(&rt, &store, "fake", &[(labels(r#"{app="a"}"#), es)]);
+    store.flush().unwrap();
+    assert_eq!(count_with(&store, None), 50);
+    drop(store);
+    // The tables end where the index starts (the footer's first 8 bytes say where).
+    let part = walkdir(dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|x| x == "kpart"))
+        .unwrap();
+    let mut bytes = std::fs::read(&part).unwrap();
+    let footer = bytes.len() - 32;
+    let index_at = u64::from_le_bytes(bytes[footer..footer + 8].try_into().unwrap()) as usize;
+    bytes[index_at - 2] ^= 0x55;
+    std::fs::write(&part, &bytes).unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    let r = store.reader(&["fake".into()]);
+    let m = all();
+    let mut cursors = logql::Source::select(&r, &select_all(&m, None)).unwrap();
+    let err = cursors[0].next_batch().unwrap_err().to_string();
+    assert!(
+        err.contains("template table") && err.contains("damaged"),
+        "{err}"
+    );
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
