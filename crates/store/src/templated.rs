@@ -52,11 +52,9 @@ const MAX_DIGITS: usize = 19;
 /// Scratch space for splitting lines, reused across blocks.
 #[derive(Default)]
 pub struct TemplateEncoder {
-    /// Hash of a template → its index (on a collision, the hash plus one is tried).
-    map: PrehashedMap<u32>,
-    /// The templates, one after the other: each the line with every run of digits
-    /// replaced by one `0`.
-    keys: Vec<u8>,
+    /// The block's templates: each the line with every run of digits replaced by one
+    /// `0`; and per template, its variable count and hash.
+    block: TemplateTable,
     templates: Vec<Template>,
     key: Vec<u8>,
     /// Per line: its template, and where its variables start in `vars`.
@@ -77,14 +75,12 @@ pub struct TemplateEncoder {
 
 #[derive(Clone, Copy)]
 struct Template {
-    key_start: u32,
-    key_end: u32,
     vars: u32,
     hash: u64,
 }
 
-/// The templates of one part's blocks, collected as they are encoded and stored once in
-/// the part.
+/// Templates, each stored once and numbered in the order they came: those of one part's
+/// blocks, stored in the part, and (in [`TemplateEncoder`]) those of one block.
 #[derive(Default)]
 pub struct TemplateTable {
     /// Hash of a template → its index (on a collision, the hash plus one is tried).
@@ -95,46 +91,45 @@ pub struct TemplateTable {
 }
 
 impl TemplateTable {
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.map.clear();
         self.keys.clear();
         self.ends.clear();
     }
 
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Template `id`.
+    fn key(&self, id: u32) -> &[u8] {
+        let start = match id {
+            0 => 0,
+            _ => self.ends[id as usize - 1] as usize,
+        };
+        &self.keys[start..self.ends[id as usize] as usize]
+    }
+
     /// The table as stored in a part (before compression), appended to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        put_uvarint(out, self.ends.len() as u64);
-        let mut start = 0;
-        for &end in &self.ends {
-            put_bytes(out, &self.keys[start..end as usize]);
-            start = end as usize;
+        put_uvarint(out, self.len() as u64);
+        for id in 0..self.len() as u32 {
+            put_bytes(out, self.key(id));
         }
     }
 
-    /// The index of template `key` (whose hash is `hash`), added when it is new.
-    fn id(&mut self, key: &[u8], mut hash: u64) -> u32 {
+    /// The index of template `key` (whose hash is `hash`), and whether it was added now.
+    fn id(&mut self, key: &[u8], mut hash: u64) -> (u32, bool) {
         loop {
             match self.map.get(&hash) {
-                Some(&id) => {
-                    let start = match id {
-                        0 => 0,
-                        _ => self.ends[id as usize - 1] as usize,
-                    };
-                    if self.keys[start..self.ends[id as usize] as usize] == *key {
-                        return id;
-                    }
-                    hash = hash.wrapping_add(1);
-                }
+                Some(&id) if self.key(id) == key => return (id, false),
+                Some(_) => hash = hash.wrapping_add(1),
                 None => {
-                    let id = self.ends.len() as u32;
+                    let id = self.len() as u32;
                     self.keys.extend_from_slice(key);
                     self.ends.push(self.keys.len() as u32);
                     self.map.insert(hash, id);
-                    return id;
+                    return (id, true);
                 }
             }
         }
@@ -190,8 +185,7 @@ impl TemplateEncoder {
         table: &mut TemplateTable,
         out: &mut Vec<u8>,
     ) {
-        self.map.clear();
-        self.keys.clear();
+        self.block.clear();
         self.templates.clear();
         self.ids.clear();
         self.var_start.clear();
@@ -206,9 +200,9 @@ impl TemplateEncoder {
         }
         // The block's templates in the order of their indices in the table.
         self.global.clear();
-        for t in &self.templates {
-            let key = &self.keys[t.key_start as usize..t.key_end as usize];
-            self.global.push(table.id(key, t.hash));
+        for (id, t) in self.templates.iter().enumerate() {
+            self.global
+                .push(table.id(self.block.key(id as u32), t.hash).0);
         }
         self.order.clear();
         self.order.extend(0..self.templates.len() as u32);
@@ -309,31 +303,11 @@ impl TemplateEncoder {
         copy_text(&mut self.key, &mut k, data, from + seg, to);
         let key = &self.key[..k];
         let hash = xxhash_rust::xxh3::xxh3_64(key);
-        let mut h = hash;
-        loop {
-            match self.map.get(&h) {
-                Some(&id) => {
-                    let t = self.templates[id as usize];
-                    if self.keys[t.key_start as usize..t.key_end as usize] == *key {
-                        return id;
-                    }
-                    h = h.wrapping_add(1);
-                }
-                None => {
-                    let id = self.templates.len() as u32;
-                    let key_start = self.keys.len() as u32;
-                    self.keys.extend_from_slice(key);
-                    self.templates.push(Template {
-                        key_start,
-                        key_end: self.keys.len() as u32,
-                        vars,
-                        hash,
-                    });
-                    self.map.insert(h, id);
-                    return id;
-                }
-            }
+        let (id, new) = self.block.id(key, hash);
+        if new {
+            self.templates.push(Template { vars, hash });
         }
+        id
     }
 
     /// Records the run of digits `line[start..end]` (the line starts at `from` in the
