@@ -58,8 +58,8 @@ pub(crate) struct LoadedPart {
 }
 
 /// Decoded template tables of all parts, read when a query first needs them and kept
-/// within [`TABLE_CACHE_BYTES`]. A flush's table holds up to a megabyte of templates:
-/// kept for every part, they would grow with the data.
+/// within [`TABLE_CACHE_BYTES`]. A flush's tables hold about a megabyte of templates on
+/// the bench's data: kept for every part, they would grow with the data.
 #[derive(Debug, Default)]
 pub(crate) struct TableCache {
     inner: Mutex<TableCacheInner>,
@@ -67,7 +67,8 @@ pub(crate) struct TableCache {
 
 #[derive(Debug, Default)]
 struct TableCacheInner {
-    tables: HashMap<(crate::part::PartKey, u32), Arc<Templates>>,
+    /// A few hundred at most, searched once per block read: a list is enough.
+    tables: Vec<(crate::part::PartKey, u32, Arc<Templates>)>,
     bytes: usize,
     /// State of the generator that picks which table to drop.
     seed: u64,
@@ -76,28 +77,33 @@ struct TableCacheInner {
 /// Bytes of decoded template tables kept at most.
 const TABLE_CACHE_BYTES: usize = 16 << 20;
 
-impl TableCache {
-    fn get(&self, key: &crate::part::PartKey, i: u32) -> Option<Arc<Templates>> {
-        let c = self.inner.lock();
-        // Looked up by reference: a part key is two strings, not worth cloning per block.
-        c.tables
-            .iter()
-            .find(|((k, j), _)| *j == i && k == key)
-            .map(|(_, t)| t.clone())
-    }
-
-    /// Drops the tables of a deleted part.
-    fn forget(&self, key: &crate::part::PartKey) {
-        let mut c = self.inner.lock();
+impl TableCacheInner {
+    /// Drops the tables `drop` picks.
+    fn drop_where(&mut self, drop: impl Fn(&crate::part::PartKey, u32) -> bool) {
         let mut freed = 0;
-        c.tables.retain(|(k, _), t| {
-            let keep = k != key;
+        self.tables.retain(|(k, j, t)| {
+            let keep = !drop(k, *j);
             if !keep {
                 freed += t.size();
             }
             keep
         });
-        c.bytes -= freed;
+        self.bytes -= freed;
+    }
+}
+
+impl TableCache {
+    fn get(&self, key: &crate::part::PartKey, i: u32) -> Option<Arc<Templates>> {
+        let c = self.inner.lock();
+        c.tables
+            .iter()
+            .find(|(k, j, _)| *j == i && k == key)
+            .map(|(_, _, t)| t.clone())
+    }
+
+    /// Drops the tables of a deleted part.
+    fn forget(&self, key: &crate::part::PartKey) {
+        self.inner.lock().drop_where(|k, _| k == key);
     }
 
     /// Keeps `t`, dropping others picked at random past the budget: a scan that goes
@@ -105,26 +111,19 @@ impl TableCache {
     /// used, it would find none).
     fn put(&self, key: &crate::part::PartKey, i: u32, t: Arc<Templates>) {
         let mut c = self.inner.lock();
-        c.bytes += t.size();
-        if let Some(old) = c.tables.insert((key.clone(), i), t) {
-            c.bytes -= old.size();
-        }
-        while c.bytes > TABLE_CACHE_BYTES && c.tables.len() > 1 {
+        c.drop_where(|k, j| j == i && k == key);
+        let size = t.size();
+        while c.bytes + size > TABLE_CACHE_BYTES && !c.tables.is_empty() {
             c.seed = c
                 .seed
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
-            let pick = (c.seed >> 33) as usize % (c.tables.len() - 1);
-            let victim = c
-                .tables
-                .keys()
-                .filter(|(k, j)| !(*j == i && k == key))
-                .nth(pick)
-                .cloned();
-            if let Some(old) = victim.and_then(|v| c.tables.remove(&v)) {
-                c.bytes -= old.size();
-            }
+            let pick = (c.seed >> 33) as usize % c.tables.len();
+            let (_, _, old) = c.tables.swap_remove(pick);
+            c.bytes -= old.size();
         }
+        c.bytes += size;
+        c.tables.push((key.clone(), i, t));
     }
 }
 
@@ -789,7 +788,7 @@ mod tests {
     }
 
     #[test]
-    fn the_table_cache_keeps_its_budget_and_drops_the_least_recently_used() {
+    fn the_table_cache_keeps_its_budget_and_the_table_just_read() {
         let cache = TableCache::default();
         let key = |n: u32| PartKey {
             tenant: "fake".into(),
