@@ -184,6 +184,8 @@ struct Inner {
     logs: HashMap<LogKey, Vec<(i64, String)>>,
     previous_logs: HashMap<LogKey, Vec<(i64, String)>>,
     ended: std::collections::HashSet<LogKey>,
+    /// How often each container restarted: a follow stream belongs to one instance.
+    restarts: HashMap<LogKey, u32>,
     fail_next: u32,
     fail_logs: u32,
     requests: Vec<String>,
@@ -420,6 +422,7 @@ impl FakeKube {
         let cur = g.logs.remove(&key).unwrap_or_default();
         g.previous_logs.insert(key.clone(), cur);
         g.ended.remove(&key);
+        *g.restarts.entry(key).or_default() += 1;
         drop(g);
         self.shared.changed.send_modify(|v| *v += 1);
     }
@@ -591,7 +594,7 @@ async fn pod_log(
         .get("sinceTime")
         .and_then(|s| protocol::time::parse_rfc3339(s))
         .unwrap_or(i64::MIN);
-    {
+    let instance = {
         let g = st.inner.lock();
         let exists = g
             .pods
@@ -611,7 +614,8 @@ async fn pod_log(
             )
                 .into_response();
         }
-    }
+        g.restarts.get(&key).copied().unwrap_or(0)
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let mut changed = st.changed.subscribe();
     let mut cut = st.cut.subscribe();
@@ -622,10 +626,16 @@ async fn pod_log(
             changed.borrow_and_update();
             let (lines, ended) = {
                 let g = st.inner.lock();
-                let src = if previous {
-                    g.previous_logs.get(&key)
+                // Like the kubelet's, a follow stream ends with its container instance:
+                // after a restart it sends the rest of the instance it began on, never
+                // the new one.
+                let restarts = g.restarts.get(&key).copied().unwrap_or(0);
+                let (src, ended) = if previous || restarts == instance + 1 {
+                    (g.previous_logs.get(&key), true)
+                } else if restarts == instance {
+                    (g.logs.get(&key), g.ended.contains(&key))
                 } else {
-                    g.logs.get(&key)
+                    (None, true)
                 };
                 let all = src.map(|v| v.as_slice()).unwrap_or_default();
                 let lines: Vec<String> = all
@@ -641,14 +651,14 @@ async fn pod_log(
                     })
                     .collect();
                 sent = all.len();
-                (lines, g.ended.contains(&key))
+                (lines, ended)
             };
             for l in lines {
                 if tx.send(Bytes::from(l)).await.is_err() {
                     return;
                 }
             }
-            if !follow || previous || ended {
+            if !follow || ended {
                 return;
             }
             tokio::select! {
@@ -658,4 +668,44 @@ async fn pod_log(
         }
     });
     stream_response(rx, "text/plain")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A follow stream ends with the container instance it began on: it sends that
+    /// instance's last lines and never a line of the instance after a restart.
+    #[tokio::test]
+    async fn a_follow_stream_ends_with_its_container_instance() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kube = FakeKube::start().unwrap();
+        kube.apply_pod(&FakePod {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u".into(),
+            containers: vec![FakeContainer {
+                name: "c".into(),
+                ..FakeContainer::default()
+            }],
+            ..FakePod::default()
+        });
+        kube.append_log("ns", "p", "c", 1, "first");
+        let url = format!(
+            "{}/api/v1/namespaces/ns/pods/p/log?container=c&follow=true",
+            kube.url()
+        );
+        let mut resp = reqwest::get(&url).await.unwrap();
+        let chunk = resp.chunk().await.unwrap().unwrap();
+        assert_eq!(&chunk[..], b"first\n");
+        kube.append_log("ns", "p", "c", 2, "last words");
+        kube.restart_log("ns", "p", "c");
+        kube.append_log("ns", "p", "c", 3, "reborn");
+        let rest = tokio::time::timeout(Duration::from_secs(10), resp.bytes())
+            .await
+            .expect("the follow stream ends when its container restarts")
+            .unwrap();
+        assert_eq!(&rest[..], b"last words\n");
+    }
 }
