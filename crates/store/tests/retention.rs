@@ -109,13 +109,15 @@ fn retention_zero_accepts_any_age() {
     assert_eq!(days_present(&store), vec![0]);
 }
 
-/// Writes one part per day for `days` days ending today.
+/// Writes one part per day for `days` days ending today, each at this time of day (so
+/// that the part of `d` days ago is exactly that old, whatever the hour).
 fn write_days(dir: &std::path::Path, days: i64) -> i64 {
     let store = Store::open(config(dir)).unwrap();
     let rt = rt();
-    let today = now().div_euclid(DAY);
+    let now = now() - 1_000;
+    let today = now.div_euclid(DAY);
     for d in (0..days).rev() {
-        let ts = (today - d) * DAY + HOUR;
+        let ts = now - d * DAY;
         let es: Vec<Entry> = (0..200)
             .map(|i| {
                 (
