@@ -87,6 +87,11 @@ impl BlockEncoder {
         self.lines_level
     }
 
+    /// Adds the block last encoded from `b` to a text filter (see [`crate::filter`]).
+    pub fn add_to_filter(&self, b: &Batch, filter: &mut crate::filter::FilterBuilder) {
+        self.templates.add_to_filter(&b.line_data, filter);
+    }
+
     /// Appends entries `range` of `b` (sorted, deduplicated, with lines) as a block to `out`,
     /// adding the templates of its lines to the part's `table`.
     pub fn encode(

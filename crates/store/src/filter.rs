@@ -16,6 +16,14 @@
 //! of the test: Unicode folding matches `k` with the Kelvin sign and `s` with the long s,
 //! which are not ASCII in the line.
 //!
+//! Since format 7 a block's filter is built from its templates and runs of digits rather
+//! than its lines ([`crate::templated`] splits them so anyway): each of the block's
+//! templates is hashed once, however many lines share it, and of the variables only runs
+//! of three or more digits, which costs a fraction of hashing every line. A needle is
+//! tested the same way: the trigrams of its template and of its runs of digits (see
+//! `may_contain_templated`). Filters of earlier parts hold the lines' trigrams and are
+//! tested as before.
+//!
 //! The bitmap is built at [`MAX_BITS`] and folded to the size that leaves it
 //! [`TARGET_FILL`] full: the block's distinct trigrams are counted from the bits set, and
 //! the size is a multiple of 64 bits, so that bit `b` of the built bitmap becomes bit
@@ -124,17 +132,51 @@ impl FilterBuilder {
     }
 }
 
-/// Whether a block whose filter is `bitmap` may hold a line satisfying `req`. Any malformed
-/// bitmap answers `true` (the filter is only a hint).
-pub fn may_match(bitmap: &[u8], req: &RequiredText) -> bool {
+/// Whether a block whose filter is `bitmap` may hold a line satisfying `req`; `templates`
+/// when the filter was built over the block's templates and runs of digits, not its lines.
+/// Any malformed bitmap answers `true` (the filter is only a hint).
+pub fn may_match(bitmap: &[u8], req: &RequiredText, templates: bool) -> bool {
     match req {
         RequiredText::Literal {
             text,
             case_insensitive,
-        } => may_contain(bitmap, text.as_bytes(), *case_insensitive),
-        RequiredText::All(v) => v.iter().all(|r| may_match(bitmap, r)),
-        RequiredText::Any(v) => v.is_empty() || v.iter().any(|r| may_match(bitmap, r)),
+        } => {
+            let text = text.as_bytes();
+            if templates {
+                may_contain_templated(bitmap, text, *case_insensitive)
+            } else {
+                may_contain(bitmap, text, *case_insensitive)
+            }
+        }
+        RequiredText::All(v) => v.iter().all(|r| may_match(bitmap, r, templates)),
+        RequiredText::Any(v) => v.is_empty() || v.iter().any(|r| may_match(bitmap, r, templates)),
     }
+}
+
+/// A line that contains `needle` has a template that contains the needle's own template
+/// (each run of digits a `0`, as [`crate::templated`] makes them: a run cut by the needle's
+/// edge is still part of a run of the line), and each of the needle's runs of digits lies
+/// within one of the line's. So the filter must hold the trigrams of both.
+fn may_contain_templated(bitmap: &[u8], needle: &[u8], case_insensitive: bool) -> bool {
+    let mut template = Vec::with_capacity(needle.len());
+    let mut i = 0;
+    while i < needle.len() {
+        if needle[i].is_ascii_digit() {
+            let run = needle[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if !may_contain(bitmap, &needle[i..i + run], false) {
+                return false;
+            }
+            template.push(b'0');
+            i += run;
+        } else {
+            template.push(needle[i]);
+            i += 1;
+        }
+    }
+    may_contain(bitmap, &template, case_insensitive)
 }
 
 fn may_contain(bitmap: &[u8], needle: &[u8], case_insensitive: bool) -> bool {
@@ -174,6 +216,22 @@ mod tests {
         out
     }
 
+    /// A filter as format 7 builds it, from the lines' templates and runs of digits.
+    fn build_templated(lines: &[&[u8]]) -> Vec<u8> {
+        let data = lines.concat();
+        let mut offsets = vec![0u32];
+        for l in lines {
+            offsets.push(offsets.last().unwrap() + l.len() as u32);
+        }
+        let mut enc = crate::templated::TemplateEncoder::default();
+        enc.encode(&data, &offsets, &mut Default::default(), &mut Vec::new());
+        let mut f = FilterBuilder::new();
+        enc.add_to_filter(&data, &mut f);
+        let mut out = Vec::new();
+        f.finish_into(&mut out);
+        out
+    }
+
     fn lit(s: &str, ci: bool) -> RequiredText {
         RequiredText::Literal {
             text: s.to_string(),
@@ -189,21 +247,48 @@ mod tests {
             "a tiny block gets a small filter: {}",
             bm.len()
         );
-        assert!(may_match(&bm, &lit("reset by", false)));
-        assert!(may_match(&bm, &lit("RESET", true)));
+        assert!(may_match(&bm, &lit("reset by", false), false));
+        assert!(may_match(&bm, &lit("RESET", true), false));
         assert!(
-            may_match(&bm, &lit("ab", false)),
+            may_match(&bm, &lit("ab", false), false),
             "short needles cannot be tested"
         );
-        assert!(!may_match(&bm, &lit("xylophone-7f3a9c", false)));
+        assert!(!may_match(&bm, &lit("xylophone-7f3a9c", false), false));
         assert!(!may_match(
             &bm,
-            &RequiredText::All(vec![lit("reset", false), lit("zebra-quartz", false)])
+            &RequiredText::All(vec![lit("reset", false), lit("zebra-quartz", false)]),
+            false
         ));
         assert!(may_match(
             &bm,
-            &RequiredText::Any(vec![lit("reset", false), lit("zebra-quartz", false)])
+            &RequiredText::Any(vec![lit("reset", false), lit("zebra-quartz", false)]),
+            false
         ));
+    }
+
+    #[test]
+    fn filters_of_templates_reject_absent_needles_and_keep_present_ones() {
+        let bm = build_templated(&[
+            b"GET /api/users/4521 200 12ms",
+            b"GET /api/users/77 404 3ms",
+            b"connection reset by peer 10.1.2.3:5432",
+        ]);
+        for present in [
+            "users/4521 200",
+            "sers/45",
+            "21 200",
+            "5432",
+            "543",
+            "3:5432",
+            "reset by",
+            "/api/users/",
+        ] {
+            assert!(may_match(&bm, &lit(present, false), true), "{present}");
+        }
+        assert!(may_match(&bm, &lit("RESET BY", true), true));
+        for absent in ["xylophone-7f3a9c", "9876", "status=200", "users/4521 2000x"] {
+            assert!(!may_match(&bm, &lit(absent, false), true), "{absent}");
+        }
     }
 
     #[test]
@@ -218,10 +303,10 @@ mod tests {
         let fill = bm.iter().map(|b| b.count_ones()).sum::<u32>() as f64 / (bm.len() * 8) as f64;
         assert!((0.25..=0.31).contains(&fill), "{fill}");
         for l in &lines {
-            assert!(may_match(&bm, &lit(l, false)));
+            assert!(may_match(&bm, &lit(l, false), false));
         }
         let absent = (0..200)
-            .filter(|i| may_match(&bm, &lit(&format!("zq{i}xv"), false)))
+            .filter(|i| may_match(&bm, &lit(&format!("zq{i}xv"), false), false))
             .count();
         assert!(absent < 40, "{absent} of 200 absent needles pass");
     }
@@ -243,38 +328,40 @@ mod tests {
             words.truncate(half);
         }
         let bm: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        assert!(may_match(&bm, &lit("reset by", false)));
-        assert!(may_match(&bm, &lit("/API/users", true)));
-        assert!(!may_match(&bm, &lit("xylophone-7f3a9c", false)));
+        assert!(may_match(&bm, &lit("reset by", false), false));
+        assert!(may_match(&bm, &lit("/API/users", true), false));
+        assert!(!may_match(&bm, &lit("xylophone-7f3a9c", false), false));
     }
 
     #[test]
     fn case_insensitive_needles_skip_unicode_folded_letters() {
         // "oK" with a Kelvin sign matches (?i)"ok" though the line has no ASCII k.
         let bm = build(&["status: o\u{212A} done".as_bytes()]);
-        assert!(may_match(&bm, &lit("s: ok", true)));
+        assert!(may_match(&bm, &lit("s: ok", true), false));
     }
 
     proptest! {
-        // No false negatives: every substring of every line passes, in both modes.
+        // No false negatives: every substring of every line passes, in both modes, in
+        // filters of lines and of templates.
         #[test]
         fn never_rejects_a_present_substring(
-            lines in proptest::collection::vec("[a-zA-Z0-9 _.:/\u{e9}\u{212a}-]{0,60}", 1..40),
+            lines in proptest::collection::vec("[a-zA-Z0-9 _.:/\u{e9}\u{212a}-]{0,60}|[a-c0-9 ]{0,30}", 1..40),
             pick in any::<proptest::sample::Index>(),
             from in any::<proptest::sample::Index>(),
             len in 0usize..20,
             ci in any::<bool>(),
         ) {
             let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
-            let bm = build(&refs);
-            let line = refs[pick.index(refs.len())];
-            if !line.is_empty() {
-                let s = from.index(line.len());
-                let e = (s + len).min(line.len());
-                let needle = String::from_utf8_lossy(&line[s..e]).into_owned();
-                if line.windows(needle.len().max(1)).any(|w| w == needle.as_bytes()) || needle.is_empty() {
-                    prop_assert!(may_match(&bm, &lit(&needle, ci)));
-                    prop_assert!(may_match(&bm, &lit(&needle.to_uppercase(), true)) || needle.to_uppercase().len() != needle.len());
+            for (bm, templates) in [(build(&refs), false), (build_templated(&refs), true)] {
+                let line = refs[pick.index(refs.len())];
+                if !line.is_empty() {
+                    let s = from.index(line.len());
+                    let e = (s + len).min(line.len());
+                    let needle = String::from_utf8_lossy(&line[s..e]).into_owned();
+                    if line.windows(needle.len().max(1)).any(|w| w == needle.as_bytes()) || needle.is_empty() {
+                        prop_assert!(may_match(&bm, &lit(&needle, ci), templates));
+                        prop_assert!(may_match(&bm, &lit(&needle.to_uppercase(), true), templates) || needle.to_uppercase().len() != needle.len());
+                    }
                 }
             }
         }

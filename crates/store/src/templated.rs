@@ -39,6 +39,7 @@
 use logql::prehashed::PrehashedMap;
 
 use crate::codec::{Corrupt, Decoder, put_bytes, put_ivarint, put_uvarint, zigzag};
+use crate::filter::FilterBuilder;
 
 const MODE_BYTES: u8 = 0;
 const MODE_NUMBER: u8 = 1;
@@ -250,6 +251,20 @@ impl TemplateEncoder {
                     (&data[s as usize..e as usize], self.numbers[at(line)])
                 });
                 put_column(values, out);
+            }
+        }
+    }
+
+    /// Adds the lines last encoded, `data` as given to [`TemplateEncoder::encode`], to a
+    /// text filter: each of their templates once, and their runs of three or more digits
+    /// (see [`crate::filter`]).
+    pub fn add_to_filter(&self, data: &[u8], filter: &mut FilterBuilder) {
+        for id in 0..self.block.len() as u32 {
+            filter.add_line(self.block.key(id));
+        }
+        for &(s, e) in &self.vars {
+            if e - s >= 3 {
+                filter.add_line(&data[s as usize..e as usize]);
             }
         }
     }

@@ -26,9 +26,10 @@ const MAGIC: &[u8; 8] = b"KIROKUP1";
 /// 2 added the fields column to blocks; 3 stores timestamps and lengths in byte planes; 4
 /// gives fields columns a kind (JSON or logfmt) and many-valued codes in byte planes; 5
 /// stores lines as templates and variables ([`crate::templated`]); 6 moves the templates
-/// into tables shared by the part's blocks. Each column says which layout it has, so a
-/// compacted part may hold several; parts of every earlier format are still read.
-const FORMAT: u32 = 6;
+/// into tables shared by the part's blocks; 7 builds filters from templates (a flag per
+/// block). Each column says which layout it has, so a compacted part may hold several;
+/// parts of every earlier format are still read.
+const FORMAT: u32 = 7;
 
 /// A block as the index describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub struct BlockMeta {
     pub offset: u64,
     pub columns: ColumnSizes,
     pub filter_len: u32,
+    /// Its filter holds the trigrams of its templates and runs of digits, not of its lines
+    /// (see [`crate::filter`]).
+    pub filter_templates: bool,
     /// The template table its lines need, if they need one.
     pub table: Option<u32>,
 }
@@ -172,6 +176,7 @@ impl PartIndex {
             put_uvarint(&mut raw, u64::from(b.columns.fields));
             put_uvarint(&mut raw, u64::from(b.filter_len));
             put_uvarint(&mut raw, b.table.map_or(0, |t| u64::from(t) + 1));
+            put_uvarint(&mut raw, u64::from(b.filter_templates));
         }
         put_uvarint(&mut raw, self.tables.len() as u64);
         for t in &self.tables {
@@ -285,6 +290,14 @@ impl Footer {
                 6.. => u32v(&mut d)?.checked_sub(1),
                 _ => None,
             };
+            let filter_templates = match self.format {
+                7.. => match d.uvarint()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(Corrupt),
+                },
+                _ => false,
+            };
             let b = BlockMeta {
                 min_ts,
                 max_ts,
@@ -293,6 +306,7 @@ impl Footer {
                 offset,
                 columns,
                 filter_len,
+                filter_templates,
                 table,
             };
             offset += b.stored_len();
@@ -353,6 +367,7 @@ mod tests {
                 fields: 7,
             },
             filter_len: 64,
+            filter_templates: true,
             table: Some(0),
         };
         let len = block(0, 0, 0).stored_len();
@@ -371,6 +386,7 @@ mod tests {
                 block(5, 3, 0),
                 BlockMeta {
                     table: None,
+                    filter_templates: false,
                     ..block(205, 9, len)
                 },
             ],

@@ -118,9 +118,7 @@ impl<W: Write> PartWriter<W> {
             self.buf.clear();
             let columns = enc.encode(entries, start..end, &mut self.own[own], &mut self.buf)?;
             self.filter.clear();
-            for i in start..end {
-                self.filter.add_line(entries.line(i));
-            }
+            enc.add_to_filter(entries, &mut self.filter);
             let before = self.buf.len();
             self.filter.finish_into(&mut self.buf);
             let filter_len = (self.buf.len() - before) as u32;
@@ -132,6 +130,7 @@ impl<W: Write> PartWriter<W> {
                 offset: self.written,
                 columns,
                 filter_len,
+                filter_templates: true,
                 table: Some(table),
             };
             self.out.write_all(&self.buf)?;

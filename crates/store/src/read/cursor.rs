@@ -205,7 +205,7 @@ impl Cursor {
                     store
                         .read_at(key, size, off, len, &mut self.io)
                         .map_err(err)?;
-                    if !crate::filter::may_match(&self.io, req) {
+                    if !crate::filter::may_match(&self.io, req, meta.filter_templates) {
                         return Ok(None);
                     }
                 }
