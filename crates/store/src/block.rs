@@ -629,6 +629,7 @@ impl BlockDecoder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::templated::tests::stored;
     use proptest::prelude::any;
 
     type TestEntry<'a> = (i64, &'a str, &'a [(&'a str, &'a str)]);
@@ -792,12 +793,6 @@ pub(crate) mod tests {
     }
 
     /// A raw (uncompressed) column of `raw` with the given layout bit.
-    fn stored(table: &TemplateTable) -> Templates {
-        let mut raw = Vec::new();
-        table.encode(&mut raw);
-        Templates::decode(raw).unwrap()
-    }
-
     fn raw_column(raw: &[u8], layout: u8) -> Vec<u8> {
         let mut col = vec![CODEC_RAW | layout];
         put_uvarint(&mut col, raw.len() as u64);

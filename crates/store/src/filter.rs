@@ -218,11 +218,7 @@ mod tests {
 
     /// A filter as format 7 builds it, from the lines' templates and runs of digits.
     fn build_templated(lines: &[&[u8]]) -> Vec<u8> {
-        let data = lines.concat();
-        let mut offsets = vec![0u32];
-        for l in lines {
-            offsets.push(offsets.last().unwrap() + l.len() as u32);
-        }
+        let (data, offsets) = crate::templated::tests::concat(lines);
         let mut enc = crate::templated::TemplateEncoder::default();
         enc.encode(&data, &offsets, &mut Default::default(), &mut Vec::new());
         let mut f = FilterBuilder::new();

@@ -656,7 +656,7 @@ const PAIRS: &[u8; 200] = b"\
 8081828384858687888990919293949596979899";
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -671,7 +671,8 @@ mod tests {
         TemplateDecoder::default().decode(&input, enc.len(), len, table, out)
     }
 
-    fn concat(lines: &[&[u8]]) -> (Vec<u8>, Vec<u32>) {
+    /// The lines concatenated, and their offsets, as a block holds them.
+    pub(crate) fn concat(lines: &[&[u8]]) -> (Vec<u8>, Vec<u32>) {
         let mut data = Vec::new();
         let mut offsets = vec![0u32];
         for l in lines {
@@ -681,7 +682,8 @@ mod tests {
         (data, offsets)
     }
 
-    fn stored(table: &TemplateTable) -> Templates {
+    /// A table as a reader finds it once stored.
+    pub(crate) fn stored(table: &TemplateTable) -> Templates {
         let mut raw = Vec::new();
         table.encode(&mut raw);
         Templates::decode(raw).unwrap()

@@ -212,7 +212,6 @@ fn metadata_round_trips_through_parts() {
     assert!(no_meta[0].1.iter().all(|e| e.2.is_empty()));
 }
 
-/// Counts the entries a select hands out, for block skipping.
 /// All entries of all streams, forward, every column.
 fn select_all<'a>(m: &'a [logql::ast::Matcher], required: Option<&'a RequiredText>) -> Select<'a> {
     Select {
@@ -226,6 +225,7 @@ fn select_all<'a>(m: &'a [logql::ast::Matcher], required: Option<&'a RequiredTex
     }
 }
 
+/// Counts the entries a select hands out, for block skipping.
 fn count_with(store: &Store, required: Option<&RequiredText>) -> usize {
     let r = store.reader(&["fake".into()]);
     let m = all();
