@@ -75,6 +75,11 @@ async fn serve(config: Config, started: Instant) -> anyhow::Result<()> {
         config::DiskLimit::KeepFreePercent(p) => store::DiskBudget::FreePercent(p),
     };
     store_config.compaction = config.compaction;
+    // Parts a compaction replaced stay in the bucket until every instance has listed it
+    // again, several times over.
+    store_config.replaced_part_grace = store_config
+        .replaced_part_grace
+        .max(config.storage_list_interval.as_std() * 3);
     store_config.object_store = config.object_store()?;
     if let Some(bucket) = &store_config.object_store {
         config::storage::probe(bucket).await?;

@@ -5,7 +5,10 @@
 //! CPU that ingest needs. Parts are grouped in size tiers (×4 apart); a tier with
 //! [`MIN_MERGE`] parts or more is merged, so each entry is rewritten about log₄(day size)
 //! times. The merged part lists the parts it replaces; it is published before they are
-//! deleted, and a reader that finds both (a crash in between) ignores the replaced ones.
+//! deleted, and a reader that finds both (a crash in between, or another instance sharing
+//! the bucket) ignores the replaced ones. In a bucket they are deleted only after
+//! [`crate::StoreConfig::replaced_part_grace`], so that an instance that has not listed the
+//! bucket since the merge still finds the parts it knows.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufWriter;
@@ -153,9 +156,13 @@ fn merge(shared: &Shared, tnum: u32, group: &[Arc<LoadedPart>]) -> Result<(), St
         .collect();
     by_id.sort_unstable();
     let merged = Arc::new(LoadedPart::new(Part { key, size, index }, by_id, shared));
-    // The merged parts are deleted once the view and the last query reading them let go.
-    for p in group {
-        p.retired.store(true, Ordering::SeqCst);
+    // On local disk the merged parts are deleted once the view and the last query reading
+    // them let go. In a bucket other instances read them until they list it again: they
+    // stay for the grace period (see `flush::sync_parts`).
+    if shared.parts.is_local() {
+        for p in group {
+            p.retired.store(true, Ordering::SeqCst);
+        }
     }
     {
         let mut v = shared.view.write();

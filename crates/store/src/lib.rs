@@ -107,6 +107,11 @@ pub struct StoreConfig {
     /// bucket, turn it on for one of them only: two compacting the same parts at once
     /// waste space (their outputs hold the same entries; readers still answer correctly).
     pub compaction: bool,
+    /// With parts in a bucket, how long the parts a compaction replaced stay there after
+    /// the merged part was written (default 10 minutes): other instances still read them
+    /// until they list the bucket again, and one that has not would otherwise find them
+    /// gone. Parts on local disk are deleted at once (no other instance reads them).
+    pub replaced_part_grace: Duration,
     /// Names this instance in part names, so that several instances can share one bucket.
     /// Default: a random id kept in `<data>/instance`.
     pub instance_id: Option<String>,
@@ -128,6 +133,7 @@ impl StoreConfig {
             compression_level: 1,
             object_store: None,
             compaction: true,
+            replaced_part_grace: Duration::from_secs(600),
             instance_id: None,
             faults: None,
         }

@@ -135,11 +135,12 @@ impl std::fmt::Debug for dyn PartStore {
 
 impl Drop for LoadedPart {
     fn drop(&mut self) {
-        if self.retired.load(Ordering::SeqCst) {
-            self.tables.forget(&self.part.key);
-            if let Err(e) = self.store.delete(&self.part.key) {
-                tracing::error!(part = %self.part.key, error = %e, "deleting a part failed");
-            }
+        // Out of the view and of every query: its tables will not be read again.
+        self.tables.forget(&self.part.key);
+        if self.retired.load(Ordering::SeqCst)
+            && let Err(e) = self.store.delete(&self.part.key)
+        {
+            tracing::error!(part = %self.part.key, error = %e, "deleting a part failed");
         }
     }
 }
@@ -272,6 +273,17 @@ const RECORD_POOL: usize = 8;
 const RECORD_POOL_MAX_BYTES: usize = 2 << 20;
 
 impl Shared {
+    /// When a part replaced by the part named `by` may be deleted from the bucket: part
+    /// names start with their creation time in milliseconds.
+    pub fn replaced_until(&self, by: &str) -> u64 {
+        let created = by
+            .get(..13)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
+        let grace = u64::try_from(self.cfg.replaced_part_grace.as_millis()).unwrap_or(u64::MAX);
+        created.saturating_add(grace)
+    }
+
     /// An empty record buffer with room for `bytes`, reused when one is free.
     pub fn take_record(&self, bytes: usize) -> Vec<u8> {
         let mut b = self.record_pool.lock().pop().unwrap_or_default();
@@ -735,6 +747,13 @@ impl Drop for Store {
         // Without close(): stop the threads, leave the heads in the WAL.
         self.stop_threads();
     }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn now_ns() -> i64 {

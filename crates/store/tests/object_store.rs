@@ -181,3 +181,112 @@ fn listing_during_flushes_adds_each_part_once() {
     s.maintain();
     assert_eq!(s.metrics().parts, FLUSHES as u64);
 }
+
+/// Part files in a `file://` bucket.
+fn files_in(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x == kiroku_store::part::EXTENSION)
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// An instance that has not listed the bucket since another one compacted still reads the
+/// parts it knows: the replaced parts stay in the bucket for the grace period, and go at
+/// the first listing after it.
+#[test]
+fn parts_replaced_by_compaction_stay_for_instances_that_have_not_listed_since() {
+    let rt = rt();
+    let bucket = tempfile::tempdir().unwrap();
+    let url = ObjectStoreConfig::new(format!("file://{}/kiroku", bucket.path().display()));
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    let a = labels(r#"{app="a"}"#);
+    let s1 = Store::open(cfg(one.path(), &url)).unwrap();
+    for round in 0..4 {
+        append(&rt, &s1, "fake", &[(a.clone(), entries(round * 100, 100))]);
+        s1.flush().unwrap();
+    }
+    let mut c2 = cfg(two.path(), &url);
+    c2.compaction = false;
+    let s2 = Store::open(c2).unwrap();
+    let everything = |s: &Store| {
+        let got = read(
+            &s.reader(&["fake".into()]),
+            &all(),
+            0,
+            i64::MAX,
+            Direction::Forward,
+            ALL_COLUMNS,
+        );
+        // Compared in summary: a failure prints four numbers, not 400 entries.
+        let summary: Vec<(usize, i64, i64)> = got
+            .iter()
+            .map(|(_, e)| (e.len(), e[0].0, e[e.len() - 1].0))
+            .collect();
+        assert_eq!(summary, vec![(400, 0, 399)]);
+        assert_eq!(got, vec![(a.clone(), entries(0, 400))]);
+    };
+    everything(&s2);
+    s1.maintain();
+    assert_eq!(s1.metrics().compactions, 1);
+    assert_eq!(s1.metrics().parts, 1);
+    assert_eq!(
+        files_in(bucket.path()),
+        5,
+        "the merged part and the four it replaced"
+    );
+    // s2 has not listed the bucket since: it reads the four parts it knows.
+    everything(&s2);
+    // Listing again, it reads the merged part instead, once; nothing is deleted yet.
+    s2.maintain();
+    assert_eq!(s2.metrics().parts, 1);
+    everything(&s2);
+    s1.maintain();
+    assert_eq!(files_in(bucket.path()), 5);
+    s1.close(Duration::from_secs(30)).unwrap();
+    // Past the grace period, the first listing deletes them.
+    let mut c1 = cfg(one.path(), &url);
+    c1.replaced_part_grace = Duration::ZERO;
+    let s1 = Store::open(c1).unwrap();
+    assert_eq!(files_in(bucket.path()), 1);
+    everything(&s1);
+    everything(&s2);
+}
+
+/// Retention deletes the parts a compaction replaced with their merged part, grace period
+/// or not: their entries are as old as the merged part's.
+#[test]
+fn retention_deletes_replaced_parts_with_their_merged_part() {
+    let rt = rt();
+    let bucket = tempfile::tempdir().unwrap();
+    let url = ObjectStoreConfig::new(format!("file://{}/kiroku", bucket.path().display()));
+    let data = tempfile::tempdir().unwrap();
+    let a = labels(r#"{app="a"}"#);
+    let s = Store::open(cfg(data.path(), &url)).unwrap();
+    for round in 0..4 {
+        append(&rt, &s, "fake", &[(a.clone(), entries(round * 100, 100))]);
+        s.flush().unwrap();
+    }
+    s.maintain();
+    assert_eq!(files_in(bucket.path()), 5);
+    s.close(Duration::from_secs(30)).unwrap();
+    let mut c = cfg(data.path(), &url);
+    c.retention = Some(1);
+    let s = Store::open(c).unwrap();
+    s.maintain();
+    assert_eq!(s.metrics().parts, 0);
+    drop(s);
+    assert_eq!(files_in(bucket.path()), 0);
+}

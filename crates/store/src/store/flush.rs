@@ -15,7 +15,7 @@ use crate::index::StreamId;
 use crate::part::index::{FOOTER_LEN, Footer};
 use crate::part::writer::PartWriter;
 use crate::part::{DAY_NS, Part, PartKey, day_of};
-use crate::store::{LoadedPart, Shared};
+use crate::store::{LoadedPart, Shared, now_ms};
 use crate::{StoreError, wal};
 
 pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Arc<Memtable>>) {
@@ -223,16 +223,32 @@ pub(crate) fn read_index(
     footer.decode_index(&buf).map_err(|_| corrupt())
 }
 
+/// Notes the parts `p` replaced (compaction), each with the name of the part that replaced
+/// it: the earliest such name, whose creation starts its grace period.
+fn note_replaced(p: &Part, into: &mut HashMap<(String, String), String>) {
+    for s in &p.index.supersedes {
+        into.entry((p.key.tenant.clone(), s.clone()))
+            .and_modify(|by| {
+                if p.key.name < *by {
+                    by.clone_from(&p.key.name);
+                }
+            })
+            .or_insert_with(|| p.key.name.clone());
+    }
+}
+
 /// Loads every part's index into the view and the tenants' catalogs. Parts superseded by a
-/// compacted part are deleted (the compaction finished but did not get to delete them).
+/// compacted part are deleted (on local disk: the compaction finished but did not get to
+/// delete them; in a bucket, once their grace period is over).
 pub(crate) fn load_parts(shared: &Shared) -> Result<(), StoreError> {
     sync_parts(shared)
 }
 
 /// Brings the view in line with the part store's listing: parts written by other
 /// instances sharing the bucket are added, parts deleted by them removed, parts replaced by
-/// a compacted part dropped (and deleted). Cost: one listing, plus one index read per new
-/// part.
+/// a compacted part dropped (and deleted, in a bucket only after
+/// [`crate::StoreConfig::replaced_part_grace`]). Cost: one listing, plus one index read per
+/// new part.
 pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
     // The view before the listing: a part published to the view after it may or may not be
     // in the listing; it must not be taken for one deleted by another instance, and one
@@ -261,9 +277,17 @@ pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
             .part_seq
             .fetch_max(m + 1, std::sync::atomic::Ordering::Relaxed);
     }
+    // Parts replaced by compaction, with the name of a part that replaced them: those
+    // replaced by a known part are not even read.
+    let mut replaced_by: HashMap<(String, String), String> = HashMap::new();
+    for p in known.values() {
+        note_replaced(&p.part, &mut replaced_by);
+    }
     let mut fresh = Vec::new();
     for (key, size) in &listed {
-        if known.contains_key(key) {
+        if known.contains_key(key)
+            || replaced_by.contains_key(&(key.tenant.clone(), key.name.clone()))
+        {
             continue;
         }
         match read_index(shared, key, *size) {
@@ -277,24 +301,25 @@ pub(crate) fn sync_parts(shared: &Shared) -> Result<(), StoreError> {
             Err(e) => return Err(e),
         }
     }
+    for p in &fresh {
+        note_replaced(p, &mut replaced_by);
+    }
     let listed_keys: HashSet<&PartKey> = listed.iter().map(|(k, _)| k).collect();
-    let superseded: HashSet<(String, String)> = known
-        .values()
-        .map(|p| &p.part)
-        .chain(fresh.iter())
-        .flat_map(|p| {
-            p.index
-                .supersedes
-                .iter()
-                .map(|s| (p.key.tenant.clone(), s.clone()))
-        })
-        .collect();
-    let is_superseded = |k: &PartKey| superseded.contains(&(k.tenant.clone(), k.name.clone()));
+    let is_superseded = |k: &PartKey| replaced_by.contains_key(&(k.tenant.clone(), k.name.clone()));
+    // Replaced parts still listed: on local disk deleted now; in a bucket once their
+    // grace period is over (other instances may still read them).
+    for (key, _) in &listed {
+        let Some(by) = replaced_by.get(&(key.tenant.clone(), key.name.clone())) else {
+            continue;
+        };
+        if shared.parts.is_local() || shared.replaced_until(by) <= now_ms() {
+            tracing::info!(part = %key, "deleting a part replaced by compaction");
+            shared.parts.delete(key)?;
+        }
+    }
     let mut add: Vec<(u32, Arc<LoadedPart>)> = Vec::new();
     for part in fresh {
         if is_superseded(&part.key) {
-            tracing::info!(part = %part.key, "deleting a part replaced by compaction");
-            shared.parts.delete(&part.key)?;
             continue;
         }
         let tenant = shared.tenant(&part.key.tenant);
