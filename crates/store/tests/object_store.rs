@@ -31,6 +31,24 @@ fn entries(from: i64, n: i64) -> Vec<Entry> {
         .collect()
 }
 
+/// Entries 0..400 of `stream`, written out as four parts.
+fn four_parts(rt: &tokio::runtime::Runtime, s: &Store, stream: &protocol::Labels) {
+    for round in 0..4 {
+        append(
+            rt,
+            s,
+            "fake",
+            &[(stream.clone(), entries(round * 100, 100))],
+        );
+        s.flush().unwrap();
+    }
+}
+
+/// A directory served as a bucket.
+fn file_bucket(dir: &std::path::Path) -> ObjectStoreConfig {
+    ObjectStoreConfig::new(format!("file://{}/kiroku", dir.display()))
+}
+
 /// Two instances with their own data directories share one bucket: each reads what the
 /// other wrote once it reopens, compaction and retention work on the bucket, and nothing
 /// of the parts is kept on local disk but the cache.
@@ -42,10 +60,7 @@ fn shared_bucket_round_trip(bucket: ObjectStoreConfig) {
     let b = labels(r#"{app="b"}"#);
     {
         let s1 = Store::open(cfg(one.path(), &bucket)).unwrap();
-        for round in 0..4 {
-            append(&rt, &s1, "fake", &[(a.clone(), entries(round * 100, 100))]);
-            s1.flush().unwrap();
-        }
+        four_parts(&rt, &s1, &a);
         assert!(
             !one.path().join("parts").exists(),
             "parts are not written locally"
@@ -107,8 +122,7 @@ fn shared_bucket_round_trip(bucket: ObjectStoreConfig) {
 #[test]
 fn parts_in_a_file_bucket() {
     let bucket = tempfile::tempdir().unwrap();
-    let url = format!("file://{}/kiroku", bucket.path().display());
-    shared_bucket_round_trip(ObjectStoreConfig::new(url));
+    shared_bucket_round_trip(file_bucket(bucket.path()));
     assert!(bucket.path().join("kiroku").exists());
 }
 
@@ -155,10 +169,7 @@ fn listing_during_flushes_adds_each_part_once() {
     let rt = rt();
     let bucket = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let mut c = cfg(
-        data.path(),
-        &ObjectStoreConfig::new(format!("file://{}/kiroku", bucket.path().display())),
-    );
+    let mut c = cfg(data.path(), &file_bucket(bucket.path()));
     c.compaction = false;
     let s = std::sync::Arc::new(Store::open(c).unwrap());
     let a = labels(r#"{app="a"}"#);
@@ -209,15 +220,12 @@ fn files_in(dir: &std::path::Path) -> usize {
 fn parts_replaced_by_compaction_stay_for_instances_that_have_not_listed_since() {
     let rt = rt();
     let bucket = tempfile::tempdir().unwrap();
-    let url = ObjectStoreConfig::new(format!("file://{}/kiroku", bucket.path().display()));
+    let url = file_bucket(bucket.path());
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     let a = labels(r#"{app="a"}"#);
     let s1 = Store::open(cfg(one.path(), &url)).unwrap();
-    for round in 0..4 {
-        append(&rt, &s1, "fake", &[(a.clone(), entries(round * 100, 100))]);
-        s1.flush().unwrap();
-    }
+    four_parts(&rt, &s1, &a);
     let mut c2 = cfg(two.path(), &url);
     c2.compaction = false;
     let s2 = Store::open(c2).unwrap();
@@ -271,14 +279,11 @@ fn parts_replaced_by_compaction_stay_for_instances_that_have_not_listed_since() 
 fn retention_deletes_replaced_parts_with_their_merged_part() {
     let rt = rt();
     let bucket = tempfile::tempdir().unwrap();
-    let url = ObjectStoreConfig::new(format!("file://{}/kiroku", bucket.path().display()));
+    let url = file_bucket(bucket.path());
     let data = tempfile::tempdir().unwrap();
     let a = labels(r#"{app="a"}"#);
     let s = Store::open(cfg(data.path(), &url)).unwrap();
-    for round in 0..4 {
-        append(&rt, &s, "fake", &[(a.clone(), entries(round * 100, 100))]);
-        s.flush().unwrap();
-    }
+    four_parts(&rt, &s, &a);
     s.maintain();
     assert_eq!(files_in(bucket.path()), 5);
     s.close(Duration::from_secs(30)).unwrap();
