@@ -285,10 +285,21 @@ impl TemplateEncoder {
         let mut vars = 0u32;
         let mut pos = 0;
         while pos < n {
-            let mut word = [0u8; 8];
-            let take = (n - pos).min(8);
-            word[..take].copy_from_slice(&line[pos..pos + take]);
-            let digits = digit_bits(u64::from_le_bytes(word));
+            // Eight bytes from `data` (past the line's end, those of the next line, masked
+            // out below) where it has them; a copy only at the very end of `data`.
+            let at = from + pos;
+            let word = match data.get(at..at + 8) {
+                Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+                None => {
+                    let mut w = [0u8; 8];
+                    w[..data.len() - at].copy_from_slice(&data[at..]);
+                    u64::from_le_bytes(w)
+                }
+            };
+            let mut digits = digit_bits(word);
+            if n - pos < 8 {
+                digits &= (1 << (n - pos)) - 1;
+            }
             // Bit i: byte `pos + i` starts a run (digit after non-digit) or ends one.
             let mut edges = (digits ^ (digits << 1 | u32::from(in_run))) & 0xff;
             while edges != 0 {
@@ -728,6 +739,9 @@ pub(crate) mod tests {
         roundtrip(&[b"n 5", b"n 05"]);
         roundtrip(&[b"n 18446744073709551615 0", b"n 0 9999999999999999999"]);
         roundtrip(&["caf\u{e9} 12 \u{1f600}".as_bytes(), b"\xff\xfe 3"]);
+        // Runs of digits at a line's end before a line that starts with digits, where the
+        // split reads eight bytes across the two lines.
+        roundtrip(&[b"ab12345", b"678 x", b"1234567", b"89", b"12345678", b"9"]);
     }
 
     #[test]
