@@ -232,6 +232,12 @@ impl Footer {
         if crc32fast::hash(packed) != self.crc || packed.len() != self.index_len as usize {
             return Err(Corrupt);
         }
+        // The footer is not under the checksum; the size in the zstd frame's header is. A
+        // damaged footer is caught here, before its size is allocated.
+        let declared = zstd::zstd_safe::get_frame_content_size(packed).map_err(|_| Corrupt)?;
+        if declared != Some(u64::from(self.index_raw_len)) {
+            return Err(Corrupt);
+        }
         let raw =
             zstd::bulk::decompress(packed, self.index_raw_len as usize).map_err(|_| Corrupt)?;
         let mut d = Decoder::new(&raw);
@@ -421,6 +427,28 @@ mod tests {
         bad.encode(at, &mut out).unwrap();
         let f = Footer::decode(&out[out.len() - FOOTER_LEN..], at + out.len() as u64).unwrap();
         assert_eq!(f.decode_index(&out[..f.index_len as usize]), Err(Corrupt));
+    }
+
+    /// The footer's raw index length (bytes 12..16) is outside the checksum: any other
+    /// value than the one written is damage, found before it is allocated.
+    #[test]
+    fn a_damaged_raw_length_in_the_footer_is_damage() {
+        let idx = index();
+        let at = index_offset(&idx);
+        let mut out = Vec::new();
+        idx.encode(at, &mut out).unwrap();
+        let file_len = at + out.len() as u64;
+        let footer = out.len() - FOOTER_LEN;
+        let written = u32::from_le_bytes(out[footer + 12..footer + 16].try_into().unwrap());
+        for raw_len in [0, written - 1, written + 1, u32::MAX] {
+            out[footer + 12..footer + 16].copy_from_slice(&raw_len.to_le_bytes());
+            let f = Footer::decode(&out[footer..], file_len).unwrap();
+            assert_eq!(
+                f.decode_index(&out[..f.index_len as usize]),
+                Err(Corrupt),
+                "{raw_len}"
+            );
+        }
     }
 
     proptest::proptest! {
