@@ -83,6 +83,7 @@ impl HeadStream {
         }
         b.timestamps.push(ts);
         b.line_lengths.push(line.len() as u32);
+        grow_lines(&mut b.line_data, line.len());
         b.line_data.extend_from_slice(line);
         b.line_offsets.push(b.line_data.len() as u32);
         let mut any = false;
@@ -164,6 +165,19 @@ impl HeadStream {
 
     pub fn entries(&self) -> usize {
         self.frozen.iter().map(|c| c.batch.len()).sum::<usize>() + self.active.len()
+    }
+}
+
+/// Past this many line bytes an active chunk grows by this much at a time, not by
+/// doubling: a memtable's chunks then hold at most this much unused each, where doubling
+/// leaves them a quarter empty on average (a memtable's worth of memory per two).
+const LINES_STEP: usize = 64 * 1024;
+
+/// Makes room for `more` bytes in a chunk's line data.
+#[inline]
+fn grow_lines(data: &mut Vec<u8>, more: usize) {
+    if data.capacity() - data.len() < more && data.capacity() >= LINES_STEP {
+        data.reserve_exact(more.max(LINES_STEP));
     }
 }
 
@@ -357,6 +371,23 @@ impl Memtable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_chunk_grows_in_steps_not_by_doubling() {
+        let mut h = HeadStream::default();
+        let line = [b'x'; 150];
+        // 150 KB: doubling would have reached 256 KiB of capacity.
+        for ts in 0..1000 {
+            h.push(ts, &line, std::iter::empty());
+        }
+        let data = &h.active.line_data;
+        assert_eq!(data.len(), 150_000);
+        assert!(
+            data.capacity() - data.len() < LINES_STEP,
+            "{}",
+            data.capacity()
+        );
+    }
 
     #[test]
     fn out_of_order_and_duplicates_come_out_sorted_once_equal_times_in_arrival_order() {
