@@ -77,9 +77,13 @@ async fn serve(config: Config, started: Instant) -> anyhow::Result<()> {
     store_config.compaction = config.compaction;
     // Parts a compaction replaced stay in the bucket until every instance has listed it
     // again, several times over.
-    store_config.replaced_part_grace = store_config
-        .replaced_part_grace
-        .max(config.storage_list_interval.as_std() * 3);
+    store_config.replaced_part_grace = store_config.replaced_part_grace.max(
+        config
+            .storage_list_interval
+            .as_std()
+            .checked_mul(3)
+            .unwrap_or(std::time::Duration::MAX),
+    );
     store_config.object_store = config.object_store()?;
     if let Some(bucket) = &store_config.object_store {
         config::storage::probe(bucket).await?;
