@@ -411,20 +411,24 @@ mod tests {
             + idx.tables.iter().map(|t| u64::from(t.len)).sum::<u64>()
     }
 
+    /// The index and footer of `idx` as a part ends with them, and where they start.
+    fn encoded(idx: &PartIndex) -> (Vec<u8>, u64) {
+        let at = index_offset(idx);
+        let mut out = Vec::new();
+        idx.encode(at, &mut out).unwrap();
+        (out, at)
+    }
+
     #[test]
     fn round_trips() {
         let idx = index();
-        let at = index_offset(&idx);
-        let mut out = Vec::new();
-        idx.encode(at, &mut out).unwrap();
-        let file_len = at + out.len() as u64;
-        let f = Footer::decode(&out[out.len() - FOOTER_LEN..], file_len).unwrap();
+        let (out, at) = encoded(&idx);
+        let f = Footer::decode(&out[out.len() - FOOTER_LEN..], at + out.len() as u64).unwrap();
         assert_eq!(f.decode_index(&out[..f.index_len as usize]).unwrap(), idx);
         // A block naming a table the part does not have is damage.
         let mut bad = index();
         bad.blocks[1].table = Some(1);
-        let mut out = Vec::new();
-        bad.encode(at, &mut out).unwrap();
+        let (out, at) = encoded(&bad);
         let f = Footer::decode(&out[out.len() - FOOTER_LEN..], at + out.len() as u64).unwrap();
         assert_eq!(f.decode_index(&out[..f.index_len as usize]), Err(Corrupt));
     }
@@ -433,10 +437,7 @@ mod tests {
     /// value than the one written is damage, found before it is allocated.
     #[test]
     fn a_damaged_raw_length_in_the_footer_is_damage() {
-        let idx = index();
-        let at = index_offset(&idx);
-        let mut out = Vec::new();
-        idx.encode(at, &mut out).unwrap();
+        let (mut out, at) = encoded(&index());
         let file_len = at + out.len() as u64;
         let footer = out.len() - FOOTER_LEN;
         let written = u32::from_le_bytes(out[footer + 12..footer + 16].try_into().unwrap());
@@ -458,10 +459,7 @@ mod tests {
             flips in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..4),
             cut in any::<proptest::sample::Index>(),
         ) {
-            let idx = index();
-            let at = index_offset(&idx);
-            let mut out = Vec::new();
-            idx.encode(at, &mut out).unwrap();
+            let (mut out, at) = encoded(&index());
             for (i, v) in &flips {
                 let i = i.index(out.len());
                 out[i] ^= v;
