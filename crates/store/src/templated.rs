@@ -627,36 +627,58 @@ fn copy_over(dst: &mut [u8], src: &[u8]) {
 
 /// Writes `n` in decimal, zero-padded to `width` digits, at the start of `out`, and
 /// returns how many digits that took; a number wider than a non-zero `width` is damage.
-/// The digits are made right to left in a buffer and moved with one 20-byte copy.
+/// The digits go straight to their places, right to left, two at a time: building them in
+/// a buffer and copying that would read back bytes just stored one or two at a time, which
+/// stalls the processor on every number.
 #[inline(always)]
 fn put_decimal(mut n: u64, width: usize, out: &mut [u8; 20]) -> Result<usize, Corrupt> {
-    let mut buf = [b'0'; 40];
-    let mut i = 20;
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        buf[i - 2] = PAIRS[pair];
-        buf[i - 1] = PAIRS[pair + 1];
-        i -= 2;
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        buf[i - 2] = PAIRS[pair];
-        buf[i - 1] = PAIRS[pair + 1];
-        i -= 2;
-    } else {
-        buf[i - 1] = b'0' + n as u8;
-        i -= 1;
-    }
-    let digits = 20 - i;
+    let digits = decimal_digits(n);
     let w = match width {
         0 => digits,
         w if w >= digits => w,
         _ => return Err(Corrupt),
     };
-    out.copy_from_slice(&buf[20 - w..40 - w]);
+    if w > digits {
+        // Whole, so that it is two stores rather than a call.
+        *out = [b'0'; 20];
+    }
+    let mut i = w;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        out[i - 2] = PAIRS[pair];
+        out[i - 1] = PAIRS[pair + 1];
+        i -= 2;
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        out[i - 2] = PAIRS[pair];
+        out[i - 1] = PAIRS[pair + 1];
+    } else {
+        out[i - 1] = b'0' + n as u8;
+    }
     Ok(w)
 }
+
+/// How many decimal digits `n` takes (1 for 0).
+#[inline(always)]
+fn decimal_digits(n: u64) -> usize {
+    // log10 from log2 (1233 / 4096 is just above log10(2)), then one correction.
+    let bits = 64 - (n | 1).leading_zeros() as usize;
+    let guess = (bits * 1233) >> 12;
+    guess + usize::from(n | 1 >= POWERS[guess])
+}
+
+/// 10^i.
+const POWERS: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
 
 /// "00" to "99", for writing numbers two digits at a time.
 const PAIRS: &[u8; 200] = b"\
@@ -742,6 +764,31 @@ pub(crate) mod tests {
         // Runs of digits at a line's end before a line that starts with digits, where the
         // split reads eight bytes across the two lines.
         roundtrip(&[b"ab12345", b"678 x", b"1234567", b"89", b"12345678", b"9"]);
+    }
+
+    #[test]
+    fn numbers_are_written_with_their_digits() {
+        // Around every power of ten and of two, and zero-padded.
+        let mut ns = vec![0, u64::MAX];
+        for i in 0..20 {
+            let p = 10u64.pow(i);
+            ns.extend([p - 1, p, p + 1]);
+        }
+        ns.extend((0..64).flat_map(|i| [(1u64 << i) - 1, 1 << i, (1 << i) + 1]));
+        for n in ns {
+            let mut out = [b'x'; 20];
+            let text = n.to_string();
+            assert_eq!(decimal_digits(n), text.len(), "{n}");
+            assert_eq!(put_decimal(n, 0, &mut out), Ok(text.len()));
+            assert_eq!(&out[..text.len()], text.as_bytes());
+            if text.len() < 20 {
+                assert_eq!(put_decimal(n, 20, &mut out), Ok(20));
+                assert_eq!(out[..], format!("{n:020}").as_bytes()[..]);
+            }
+            if text.len() > 1 {
+                assert_eq!(put_decimal(n, text.len() - 1, &mut out), Err(Corrupt));
+            }
+        }
     }
 
     #[test]
