@@ -145,20 +145,76 @@ pub(crate) fn object_each<E: From<ScanError>>(
     key_buf: &mut Vec<u8>,
     mut f: impl FnMut(&[u8], &[u8], Kind) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut off = next_token(data).ok_or(ScanError::MalformedObject)?;
-    if data[off] != b'{' {
-        return Err(ScanError::MalformedObject.into());
+    let mut m = Members::start(data)?;
+    while let Some((key, value, kind)) = m.next(data, key_buf)? {
+        f(key, value, kind)?;
     }
-    off += 1;
-    off += next_token(&data[off..]).ok_or(ScanError::MalformedJson)?;
-    if data[off] == b'}' {
-        return Ok(());
+    Ok(())
+}
+
+/// A walk over the members of the object at the start of a slice, one member per
+/// [`Members::next`], so that nested objects can be walked with a stack of these rather
+/// than by recursion. What follows a member is checked when the next one is asked for, so
+/// that, as in jsonparser, a member is seen even when the text after it is broken.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Members {
+    off: usize,
+    /// Where the member last returned ends, still to be stepped over.
+    value_end: Option<usize>,
+    done: bool,
+}
+
+impl Members {
+    /// Starts at the object's `{`.
+    pub(crate) fn start(data: &[u8]) -> Result<Members, ScanError> {
+        let mut off = next_token(data).ok_or(ScanError::MalformedObject)?;
+        if data[off] != b'{' {
+            return Err(ScanError::MalformedObject);
+        }
+        off += 1;
+        off += next_token(&data[off..]).ok_or(ScanError::MalformedJson)?;
+        Ok(Members {
+            off,
+            value_end: None,
+            done: data[off] == b'}',
+        })
     }
-    while off < data.len() {
+
+    /// The next member of the object in `data` (the slice [`Members::start`] was given):
+    /// its key (unescaped into `key_buf` when it has escapes), value and kind.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn next<'d>(
+        &mut self,
+        data: &'d [u8],
+        key_buf: &'d mut Vec<u8>,
+    ) -> Result<Option<(&'d [u8], &'d [u8], Kind)>, ScanError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut off = self.off;
+        if let Some(end) = self.value_end.take() {
+            off += end;
+            off += next_token(&data[off..]).ok_or(ScanError::MalformedArray)?;
+            match data[off] {
+                b'}' => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                b',' => off += 1,
+                _ => return Err(ScanError::MalformedObject),
+            }
+            off += next_token(&data[off..]).ok_or(ScanError::MalformedArray)?;
+        }
+        if off >= data.len() {
+            return Err(ScanError::MalformedObject);
+        }
         match data[off] {
             b'"' => off += 1,
-            b'}' => return Ok(()),
-            _ => return Err(ScanError::MalformedObject.into()),
+            b'}' => {
+                self.done = true;
+                return Ok(None);
+            }
+            _ => return Err(ScanError::MalformedObject),
         }
         let (end, escaped) = string_end(&data[off..]).ok_or(ScanError::MalformedJson)?;
         let raw_key = &data[off..off + end - 1];
@@ -172,21 +228,14 @@ pub(crate) fn object_each<E: From<ScanError>>(
         };
         off += next_token(&data[off..]).ok_or(ScanError::MalformedJson)?;
         if data[off] != b':' {
-            return Err(ScanError::MalformedJson.into());
+            return Err(ScanError::MalformedJson);
         }
         off += 1;
         let (value, kind, end) = get_value(&data[off..])?;
-        f(key, value, kind)?;
-        off += end;
-        off += next_token(&data[off..]).ok_or(ScanError::MalformedArray)?;
-        match data[off] {
-            b'}' => return Ok(()),
-            b',' => off += 1,
-            _ => return Err(ScanError::MalformedObject.into()),
-        }
-        off += next_token(&data[off..]).ok_or(ScanError::MalformedArray)?;
+        self.off = off;
+        self.value_end = Some(end);
+        Ok(Some((key, value, kind)))
     }
-    Err(ScanError::MalformedObject.into())
 }
 
 /// jsonparser's `Unescape`: JSON escapes, surrogate pairs; appends to `out`.
@@ -269,6 +318,18 @@ pub(crate) struct JsonParser {
     key_buf: Vec<u8>,
     name: String,
     scratch: Vec<u8>,
+    /// The objects around the one being walked.
+    outer: Vec<Outer>,
+}
+
+/// An object whose walk waits while a member of it is walked.
+#[derive(Debug)]
+struct Outer {
+    /// Its range in the line.
+    at: (usize, usize),
+    members: Members,
+    /// The length of `parts` before the member's key.
+    parts: usize,
 }
 
 /// Why scanning stopped early.
@@ -302,36 +363,73 @@ impl JsonParser {
         true
     }
 
+    /// Walks the object `data` and the nested objects whose names may be extracted,
+    /// depth first, with a stack rather than recursion: a line may nest as deep as it
+    /// likes without exhausting the thread's stack.
     fn object(&mut self, data: &[u8], labels: &mut LabelSet, hints: &Hints) -> Result<(), Stop> {
         let mut key_buf = std::mem::take(&mut self.key_buf);
-        let r = object_each(data, &mut key_buf, |key, value, kind| {
+        let mut outer = std::mem::take(&mut self.outer);
+        outer.clear();
+        let r = self.walk(data, labels, hints, &mut key_buf, &mut outer);
+        self.key_buf = key_buf;
+        self.outer = outer;
+        r
+    }
+
+    fn walk(
+        &mut self,
+        data: &[u8],
+        labels: &mut LabelSet,
+        hints: &Hints,
+        key_buf: &mut Vec<u8>,
+        outer: &mut Vec<Outer>,
+    ) -> Result<(), Stop> {
+        // The object being walked: its range in `data`, and where the walk is in it.
+        let mut at = (0, data.len());
+        let mut members = Members::start(data)?;
+        loop {
+            let obj = &data[at.0..at.1];
+            let Some((key, value, kind)) = members.next(obj, key_buf)? else {
+                // The object ends: back to the one around it.
+                let Some(o) = outer.pop() else {
+                    return Ok(());
+                };
+                self.prefix.pop();
+                self.parts.truncate(o.parts);
+                (at, members) = (o.at, o.members);
+                continue;
+            };
             match kind {
                 Kind::String | Kind::Number | Kind::Boolean => {
-                    self.value(key, value, kind, labels, hints)
+                    self.value(key, value, kind, labels, hints)?
                 }
                 Kind::Object => {
                     let start = self.parts.len();
                     self.parts.extend_from_slice(key);
                     self.prefix.push((start, self.parts.len()));
                     self.build_name(None);
-                    let r = if hints.should_extract_prefix(&self.name) {
-                        self.object(value, labels, hints)
+                    if hints.should_extract_prefix(&self.name) {
+                        outer.push(Outer {
+                            at,
+                            members,
+                            parts: start,
+                        });
+                        let from = value.as_ptr() as usize - data.as_ptr() as usize;
+                        at = (from, from + value.len());
+                        members = Members::start(value)?;
                     } else {
-                        Ok(())
-                    };
-                    self.prefix.pop();
-                    self.parts.truncate(start);
-                    return r;
+                        self.prefix.pop();
+                        self.parts.truncate(start);
+                    }
+                    // As when the member's walk returns: the check below is for scalars.
+                    continue;
                 }
-                Kind::Array | Kind::Null => Ok(()),
-            }?;
+                Kind::Array | Kind::Null => {}
+            }
             if hints.all_extracted(labels) {
                 return Err(Stop::Done);
             }
-            Ok(())
-        });
-        self.key_buf = key_buf;
-        r
+        }
     }
 
     /// The flattened, sanitised name of the current prefix plus `key`.
@@ -507,6 +605,19 @@ mod tests {
         v.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn deep_nesting_is_walked_without_recursion() {
+        // Deep enough to exhaust a test thread's stack at one frame per level.
+        let depth = 3000;
+        let line = format!(
+            "{{\"x\": {}1{}, \"y\": 2}}",
+            "{\"a\": ".repeat(depth),
+            "}".repeat(depth)
+        );
+        let name = format!("x_{}", vec!["a"; depth].join("_"));
+        assert_eq!(parse(&line), pairs(&[(&name, "1"), ("y", "2")]));
     }
 
     #[test]
