@@ -60,6 +60,13 @@ impl std::error::Error for ParseError {}
 /// Loki refuses queries this long (128 KiB).
 const MAX_INPUT_SIZE: usize = 131_072;
 
+/// How deep a query may nest: each parenthesis, aggregation or label-filter group being
+/// parsed counts while it is open, each binary operator (`+`, `and`, `or`, `,` between
+/// label filters, ...) for good. The parser, the evaluator and the tree's own drop all
+/// recurse once per level, so this bounds their stack; Loki (whose parser is a table
+/// and whose stacks grow) has no such limit, but no real query comes near it.
+pub const MAX_NESTING: usize = 128;
+
 const ERR_EMPTY_MATCHERS: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
 
 /// Parses and validates a query as Loki's `ParseExpr` does.
@@ -71,7 +78,11 @@ pub fn parse(q: &str) -> Result<Expr, ParseError> {
         )));
     }
     let toks = lexer::lex(q);
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        nesting: 0,
+    };
     let e = p.parse_expr(0)?;
     if *p.peek() != Tok::Eof {
         return Err(p.unexpected(&[]));
@@ -112,9 +123,33 @@ fn validate_sample(s: &SampleExpr) -> Result<(), ParseError> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Open nesting levels plus the binary operators so far (see [`MAX_NESTING`]).
+    nesting: usize,
 }
 
 impl Parser {
+    /// Runs `f` one nesting level deeper.
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Parser) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        self.deeper()?;
+        let r = f(self);
+        self.nesting -= 1;
+        r
+    }
+
+    /// Counts one more level (one more binary operator, or an opening).
+    fn deeper(&mut self) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(ParseError::semantic(format!(
+                "query is nested too deeply: more than {MAX_NESTING} levels of parentheses, aggregations and operators"
+            )));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> &Tok {
         &self.toks[self.pos.min(self.toks.len() - 1)].tok
     }

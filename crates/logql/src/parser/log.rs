@@ -269,24 +269,33 @@ impl Parser {
     /// `,` and juxtaposition take everything to their right, as Loki's grammar (where
     /// they have no precedence and yacc shifts) does.
     pub(super) fn parse_label_filter(&mut self, min_prec: u8) -> Result<LabelFilter, ParseError> {
+        self.nested(|p| p.parse_label_filter_at(min_prec))
+    }
+
+    fn parse_label_filter_at(&mut self, min_prec: u8) -> Result<LabelFilter, ParseError> {
         let mut lhs = self.parse_label_filter_primary()?;
         loop {
+            // Each operator joins two filters in a node one level up.
             match self.peek() {
                 Tok::Comma => {
+                    self.deeper()?;
                     self.next();
                     let rhs = self.parse_label_filter(0)?;
                     lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
                 }
                 Tok::Ident(_) | Tok::LParen => {
+                    self.deeper()?;
                     let rhs = self.parse_label_filter(0)?;
                     lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
                 }
                 Tok::Or if min_prec <= 1 => {
+                    self.deeper()?;
                     self.next();
                     let rhs = self.parse_label_filter(2)?;
                     lhs = LabelFilter::Or(Box::new(lhs), Box::new(rhs));
                 }
                 Tok::And if min_prec <= 2 => {
+                    self.deeper()?;
                     self.next();
                     let rhs = self.parse_label_filter(3)?;
                     lhs = LabelFilter::And(Box::new(lhs), Box::new(rhs));
@@ -405,6 +414,10 @@ impl Parser {
     /// The argument of a range aggregation: a log query with a range, in any of the
     /// orders Loki accepts (`{..} | json [5m]`, `{..}[5m] | json`, `({..} | json)[5m]`).
     pub(super) fn parse_log_range(&mut self) -> Result<LogRange, ParseError> {
+        self.nested(Parser::parse_log_range_at)
+    }
+
+    fn parse_log_range_at(&mut self) -> Result<LogRange, ParseError> {
         match self.peek() {
             Tok::LParen => {
                 self.next();

@@ -53,11 +53,16 @@ pub(crate) fn binary_op_str(op: BinaryOp) -> &'static str {
 impl Parser {
     /// An expression whose binary operators bind at least as tight as `min_prec`.
     pub(super) fn parse_expr(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
+        self.nested(|p| p.parse_expr_at(min_prec))
+    }
+
+    fn parse_expr_at(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
         let mut lhs = self.parse_operand()?;
         while let Some((op, prec)) = binary_op(self.peek()) {
             if prec < min_prec {
                 break;
             }
+            self.deeper()?;
             self.next();
             let (return_bool, matching) = self.parse_bin_modifiers()?;
             // `^` is right-associative, everything else left.

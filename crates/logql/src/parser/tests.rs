@@ -130,3 +130,38 @@ fn precedence() {
         "(((vector(1.000000) + (vector(2.000000) * vector(3.000000))) > bool vector(0.000000)) or vector(5.000000))"
     );
 }
+
+#[test]
+fn nesting_has_a_limit_with_a_clear_error() {
+    let deep = |n: usize| -> Vec<String> {
+        vec![
+            format!("{}vector(1){}", "(".repeat(n), ")".repeat(n)),
+            format!(
+                "{}count_over_time({{a=\"b\"}}[1m]){}",
+                "sum(".repeat(n),
+                ")".repeat(n)
+            ),
+            format!("vector(1){}", " + vector(1)".repeat(n)),
+            format!("2 ^ {}", "2 ^ ".repeat(n) + "1"),
+            format!("{{a=\"b\"}} | x=\"1\"{}", " or x=\"2\"".repeat(n)),
+            format!("{{a=\"b\"}} | x=\"1\"{}", ", y=\"2\"".repeat(n)),
+            format!("{{a=\"b\"}} | {}x=\"1\"{}", "(".repeat(n), ")".repeat(n)),
+            format!(
+                "count_over_time({}{{a=\"b\"}}[1m]{})",
+                "(".repeat(n),
+                ")".repeat(n)
+            ),
+        ]
+    };
+    // Each shape costs one or two levels per repetition.
+    for q in deep(60) {
+        assert!(parse(&q).is_ok(), "{q}: {:?}", parse(&q).err());
+    }
+    // Far past the limit too: the parser itself must not recurse that deep.
+    for n in [130, 10_000] {
+        for q in deep(n) {
+            let e = parse(&q).expect_err(&q).to_string();
+            assert!(e.contains("nested too deeply"), "{e}");
+        }
+    }
+}

@@ -99,6 +99,7 @@ pub(crate) fn parse(toks: &[Token], has_func: &dyn Fn(&str) -> bool) -> Result<V
         i: 0,
         vars: vec!["$".to_string()],
         range_depth: 0,
+        depth: 0,
         has_func,
     };
     let (list, end) = p.list()?;
@@ -121,10 +122,28 @@ struct Parser<'a> {
     i: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// Open `if`/`with`/`range` blocks (an `else if` counts as one more) and parentheses.
+    depth: usize,
     has_func: &'a dyn Fn(&str) -> bool,
 }
 
+/// How deep a template may nest. Parsing and executing recurse once per level, so this
+/// bounds their stack; Go's limit is higher (10000) because its stacks grow, but no
+/// template of a log line comes near either.
+const MAX_DEPTH: usize = 100;
+
 impl Parser<'_> {
+    /// Runs `f` one nesting level deeper, failing as Go does past the limit.
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<T, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err("max expression depth exceeded".into());
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     fn peek(&self) -> &Tok {
         self.toks.get(self.i).map_or(&Tok::Eof, |t| &t.tok)
     }
@@ -239,6 +258,10 @@ impl Parser<'_> {
 
     /// `if`/`with`/`range` after the keyword: pipeline, body, optional else.
     fn branch(&mut self, ctx: &str, is_range: bool) -> Result<Branch, String> {
+        self.nested(|p| p.branch_at(ctx, is_range))
+    }
+
+    fn branch_at(&mut self, ctx: &str, is_range: bool) -> Result<Branch, String> {
         let vars_len = self.vars.len();
         let pipe = self.pipeline(ctx, is_range)?;
         let (list, end) = self.list()?;
@@ -468,7 +491,7 @@ impl Parser<'_> {
             ),
             Tok::Str { value, raw } => Arg::Str { pos, value, raw },
             Tok::LeftParen => {
-                let p = self.pipeline("parenthesized pipeline", false)?;
+                let p = self.nested(|p| p.pipeline("parenthesized pipeline", false))?;
                 Arg::Pipe(pos, Box::new(p))
             }
             t => return Err(format!("unexpected {} in operand", describe(&t))),
@@ -583,6 +606,29 @@ mod tests {
         assert!(p("{{ .x | \"a\" }}").is_err());
         assert!(p("{{ \"a\"\"b\" }}").is_err());
         assert!(p("{{ ( .x }}").is_err());
+    }
+
+    #[test]
+    fn nesting_has_a_limit() {
+        let shapes = |n: usize| {
+            [
+                format!("{}x{}", "{{ if .a }}".repeat(n), "{{ end }}".repeat(n)),
+                format!(
+                    "{{{{ if .a }}}}{}{{{{ end }}}}",
+                    "{{ else if .b }}".repeat(n)
+                ),
+                format!("{{{{ {}.a{} }}}}", "(".repeat(n), ")".repeat(n)),
+            ]
+        };
+        for t in shapes(MAX_DEPTH - 1) {
+            assert!(p(&t).is_ok(), "{t}");
+        }
+        for t in shapes(10_000) {
+            assert_eq!(
+                p(&t).err().as_deref(),
+                Some("max expression depth exceeded")
+            );
+        }
     }
 
     #[test]
