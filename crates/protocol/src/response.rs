@@ -169,10 +169,9 @@ impl Serialize for Categories {
 
 impl Serialize for Entry {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let cats = self
-            .categories
-            .as_ref()
-            .filter(|c| !c.structured_metadata.is_empty() || !c.parsed.is_empty());
+        // Under `categorize-labels` every entry has the third element, `{}` when it has
+        // neither kind of label, as Loki writes it.
+        let cats = self.categories.as_ref();
         let mut seq = s.serialize_seq(Some(2 + usize::from(cats.is_some())))?;
         seq.serialize_element(&self.ts.to_string())?;
         seq.serialize_element(&self.line)?;
@@ -432,6 +431,11 @@ mod tests {
                             parsed: Labels::new(),
                         }),
                     },
+                    Entry {
+                        ts: 2,
+                        line: "y".into(),
+                        categories: Some(Categories::default()),
+                    },
                 ],
             }]),
             stats: None,
@@ -442,6 +446,8 @@ mod tests {
             s.contains(r#"["1","x",{"structuredMetadata":{"trace_id":"1"}}]"#),
             "{s}"
         );
+        // Loki writes the object even when it is empty.
+        assert!(s.contains(r#"["2","y",{}]"#), "{s}");
         assert!(
             s.contains(r#""encodingFlags":["categorize-labels"]"#),
             "{s}"
