@@ -20,12 +20,17 @@ struct Ws {
 impl Ws {
     /// Opens `path`; returns the HTTP status and, on 101, the socket.
     fn open(addr: &str, path: &str) -> (u16, Option<Ws>) {
+        Ws::open_with(addr, path, "")
+    }
+
+    /// Like [`Ws::open`] with more header lines (each ending in `\r\n`).
+    fn open_with(addr: &str, path: &str, headers: &str) -> (u16, Option<Ws>) {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
         )
         .unwrap();
         let mut r = BufReader::new(s);
@@ -116,6 +121,63 @@ fn tail_sends_history_then_live_entries() {
     }
     got.sort();
     assert_eq!(got, ["live one", "live two"]);
+}
+
+#[test]
+fn the_history_is_the_newest_entries_and_labels_can_be_categorized() {
+    let srv = Server::start(&[]);
+    let t = now_ns();
+    let values: Vec<Value> = (0..10)
+        .map(|i| json!([(t - (50 - i) * S).to_string(), format!("level=info n={i}"), {"pod_uid": "u1"}]))
+        .collect();
+    let body = json!({"streams": [{"stream": {"app": "hist"}, "values": values}]});
+    assert_eq!(srv.push_json(&body.to_string()).status, 204);
+    let q = encode(&[
+        ("query", r#"{app="hist"} | logfmt"#),
+        ("start", &(t - 60 * S).to_string()),
+        ("limit", "3"),
+    ]);
+    let (status, ws) = Ws::open_with(
+        &srv.addr,
+        &format!("/loki/api/v1/tail?{q}"),
+        "X-Loki-Response-Encoding-Flags: categorize-labels\r\n",
+    );
+    assert_eq!(status, 101);
+    let mut ws = ws.unwrap();
+    // As Loki: the last `limit` entries of the window, oldest first.
+    let first = ws.frame();
+    let history: Vec<&str> = first["streams"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[1].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        ["level=info n=7", "level=info n=8", "level=info n=9"]
+    );
+    // Structured metadata and parsed labels apart from the stream's, as in query answers.
+    assert_eq!(first["encodingFlags"], json!(["categorize-labels"]));
+    assert_eq!(
+        first["streams"][0]["stream"],
+        json!({"app": "hist", "service_name": "hist"})
+    );
+    assert_eq!(
+        first["streams"][0]["values"][0][2],
+        json!({"structuredMetadata": {"detected_level": "info", "pod_uid": "u1"},
+               "parsed": {"level": "info", "n": "7"}})
+    );
+    push(&srv, "hist", now_ns(), "k=v");
+    let live = ws.frame();
+    assert_eq!(live["encodingFlags"], json!(["categorize-labels"]));
+    assert_eq!(
+        live["streams"][0]["stream"],
+        json!({"app": "hist", "service_name": "hist"})
+    );
+    assert_eq!(
+        live["streams"][0]["values"][0][2],
+        json!({"structuredMetadata": {"detected_level": "unknown"}, "parsed": {"k": "v"}})
+    );
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! `GET /loki/api/v1/tail`: Loki's live tail over a WebSocket.
 //!
 //! The push path publishes every stored batch to a [`TailHub`] (a broadcast channel, only
-//! copied into when someone is tailing). A tail first sends the entries since `start`
-//! (up to `limit`, oldest first, through the query engine), then every new entry whose
-//! stream matches the selector and passes the pipeline, in frames of Loki's shape:
+//! copied into when someone is tailing). A tail first sends the newest `limit` entries
+//! since `start` (through the query engine, oldest first, as Loki reads them backward and
+//! reverses them), then every new entry whose stream matches the selector and passes the
+//! pipeline, in frames of Loki's shape:
 //! `{"streams":[{"stream":{...},"values":[["<ns>","<line>"]]}],"dropped_entries":null}`.
+//! With `X-Loki-Response-Encoding-Flags: categorize-labels`, `stream` holds the stream's
+//! own labels, each value a third element with its structured metadata and parsed labels,
+//! and the frame `"encodingFlags":["categorize-labels"]`, as in query answers.
 //! A tail that cannot keep up loses batches rather than slowing pushes; the loss is logged.
 
 use std::sync::Arc;
@@ -16,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use logql::Direction;
 use logql::ast::{Expr, LogExpr};
 use logql::engine::RangeQuery;
-use logql::pipeline::Pipeline;
+use logql::pipeline::{Category, LabelSet, Pipeline};
 use protocol::Labels;
-use protocol::response::{QueryResult, Stream};
+use protocol::response::{Categories, Entry, QueryResult, Stream};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -89,6 +93,7 @@ struct Tail {
     tenants: Vec<String>,
     start: i64,
     limit: u32,
+    categorize: bool,
 }
 
 /// The WebSocket handler. Parameters are checked before the upgrade, so a bad query is
@@ -142,6 +147,7 @@ fn request(app: &App, p: &Params) -> Result<Tail, ApiError> {
         tenants,
         start,
         limit,
+        categorize: p.categorize_labels(),
     })
 }
 
@@ -151,6 +157,7 @@ async fn run(app: Arc<App>, mut socket: WebSocket, t: Tail) {
     let end = now_nanos();
     let history = {
         let (query, tenants, start, limit) = (t.query.clone(), t.tenants.clone(), t.start, t.limit);
+        let categorize_labels = t.categorize;
         app.run_query(move |app| {
             let reader = app.store.reader(&tenants);
             app.engine.query_range(
@@ -162,8 +169,8 @@ async fn run(app: Arc<App>, mut socket: WebSocket, t: Tail) {
                     step: None,
                     interval: None,
                     limit,
-                    direction: Direction::Forward,
-                    categorize_labels: false,
+                    direction: Direction::Backward,
+                    categorize_labels,
                 },
             )
         })
@@ -171,11 +178,15 @@ async fn run(app: Arc<App>, mut socket: WebSocket, t: Tail) {
     };
     match history {
         Ok(resp) => {
-            if let QueryResult::Streams(streams) = resp.result
+            if let QueryResult::Streams(mut streams) = resp.result
                 && !streams.is_empty()
-                && send(&mut socket, &streams).await.is_err()
             {
-                return;
+                for s in &mut streams {
+                    s.entries.reverse();
+                }
+                if send(&mut socket, &streams, t.categorize).await.is_err() {
+                    return;
+                }
             }
         }
         Err(e) => {
@@ -199,7 +210,7 @@ async fn run(app: Arc<App>, mut socket: WebSocket, t: Tail) {
             },
             _ = tick.tick() => {
                 if !pending.is_empty() {
-                    if send(&mut socket, &pending).await.is_err() {
+                    if send(&mut socket, &pending, t.categorize).await.is_err() {
                         break;
                     }
                     pending.clear();
@@ -214,8 +225,9 @@ async fn run(app: Arc<App>, mut socket: WebSocket, t: Tail) {
 }
 
 /// Adds the entries of `b` that the tail wants to `out`, grouped by their labels after
-/// the pipeline (stream labels, structured metadata and parsed labels merged, as Loki
-/// shows them without `categorize-labels`).
+/// the pipeline: stream labels, structured metadata and parsed labels merged, as Loki
+/// shows them without `categorize-labels`; with it, by the stream's labels, each entry
+/// carrying the other two kinds.
 fn collect(t: &Tail, pipeline: &Pipeline, b: &TailBatch, out: &mut Vec<Stream>) {
     if !t.tenants.contains(&b.tenant) {
         return;
@@ -239,11 +251,11 @@ fn collect(t: &Tail, pipeline: &Pipeline, b: &TailBatch, out: &mut Vec<Stream>) 
             let Some(p) = sp.process(e.ts, e.line.as_bytes(), md) else {
                 continue;
             };
-            let result_labels = p.labels.to_labels();
-            let entry = protocol::response::Entry {
+            let (result_labels, categories) = labels_of(p.labels, t.categorize);
+            let entry = Entry {
                 ts: e.ts,
                 line: String::from_utf8_lossy(p.line).into_owned(),
-                categories: None,
+                categories,
             };
             match out.iter_mut().find(|x| x.labels == result_labels) {
                 Some(x) => x.entries.push(entry),
@@ -256,13 +268,29 @@ fn collect(t: &Tail, pipeline: &Pipeline, b: &TailBatch, out: &mut Vec<Stream>) 
     }
 }
 
-async fn send(socket: &mut WebSocket, streams: &[Stream]) -> Result<(), axum::Error> {
-    let frame = json!({
-        "streams": streams.iter().map(|s| json!({
-            "stream": &s.labels,
-            "values": s.entries.iter().map(|e| json!([e.ts.to_string(), e.line])).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+/// The labels an entry is shown under, and with `categorize` its other labels.
+fn labels_of(labels: &LabelSet, categorize: bool) -> (Labels, Option<Categories>) {
+    if !categorize {
+        return (labels.to_labels(), None);
+    }
+    let categories = Categories {
+        structured_metadata: labels.category(Category::StructuredMetadata),
+        parsed: labels.category(Category::Parsed),
+    };
+    (labels.category(Category::Stream), Some(categories))
+}
+
+async fn send(
+    socket: &mut WebSocket,
+    streams: &[Stream],
+    categorize: bool,
+) -> Result<(), axum::Error> {
+    let mut frame = json!({
+        "streams": streams,
         "dropped_entries": null,
     });
+    if categorize {
+        frame["encodingFlags"] = json!(["categorize-labels"]);
+    }
     socket.send(Message::Text(frame.to_string().into())).await
 }
