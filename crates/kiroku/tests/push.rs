@@ -348,6 +348,8 @@ fn malformed_bodies_get_clear_errors_and_the_server_keeps_serving() {
         .compress_vec(b"\x0a\xff\xff\xff\xff\x0f not protobuf")
         .unwrap();
     let bomb = gzip(&vec![b'{'; 4 << 20]);
+    // Refused for their size, these count as discarded bytes as sent, as Loki counts them.
+    let too_large_bytes = (65 << 10) + bomb.len();
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, &'a str);
     let cases: Vec<Case<'_>> = vec![
         (
@@ -423,6 +425,14 @@ fn malformed_bodies_get_clear_errors_and_the_server_keeps_serving() {
     let resp = query_range(&srv, r#"{app="after"}"#, t - S, t + S, &[]);
     assert_eq!(entries(&resp).len(), 9);
     assert_eq!(srv.get("/ready").status, 200);
+    let metrics = srv.get("/metrics").text();
+    let want = format!(
+        "kiroku_ingest_bytes_discarded_total{{tenant=\"fake\",reason=\"request_body_too_large\"}} {too_large_bytes}"
+    );
+    assert!(
+        metrics.lines().any(|l| l == want),
+        "{want} not in\n{metrics}"
+    );
 }
 
 #[test]

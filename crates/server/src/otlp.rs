@@ -23,7 +23,7 @@ use protocol::push::{EntryRef, PushRequestRef, StreamRef};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::push::body::{self, Format};
-use crate::push::{INLINE_BODY_BYTES, read_body, store_request};
+use crate::push::{INLINE_BODY_BYTES, read_body, sent_bytes, store_request};
 use crate::query::now_nanos;
 use crate::tenant;
 
@@ -46,10 +46,11 @@ async fn logs(app: &App, headers: &HeaderMap, body: Body, is_json: bool) -> Resu
     let limit = app.max_request_bytes();
     let raw = read_body(body, headers, limit)
         .await
-        .map_err(|e| app.body_error(&tenant, e))?;
+        .map_err(|e| app.body_error(&tenant, e, sent_bytes(headers, limit)))?;
     // OTLP has no snappy framing of its own: only Content-Encoding is undone.
-    let payload =
-        body::decode(headers, raw, Format::Json, limit).map_err(|e| app.body_error(&tenant, e))?;
+    let sent = raw.len() as u64;
+    let payload = body::decode(headers, raw, Format::Json, limit)
+        .map_err(|e| app.body_error(&tenant, e, sent))?;
     let req = if is_json {
         json::decode(&payload).map_err(|e| {
             app.invalid_body(&tenant, payload.len());

@@ -83,14 +83,15 @@ async fn push(app: &App, headers: &HeaderMap, body: Body) -> Result<(), ApiError
     let limit = app.max_request_bytes();
     let raw = read_body(body, headers, limit)
         .await
-        .map_err(|e| app.body_error(&tenant, e))?;
+        .map_err(|e| app.body_error(&tenant, e, sent_bytes(headers, limit)))?;
     let format = body::format(headers);
+    let sent = raw.len() as u64;
     let payload = if raw.len() > INLINE_BODY_BYTES {
         tokio::task::block_in_place(|| body::decode(headers, raw, format, limit))
     } else {
         body::decode(headers, raw, format, limit)
     }
-    .map_err(|e| app.body_error(&tenant, e))?;
+    .map_err(|e| app.body_error(&tenant, e, sent))?;
     ingest(app, &tenant, format, &payload).await
 }
 
@@ -397,15 +398,25 @@ fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
+/// The size of a body refused while it was read: its `Content-Length`, else the limit it
+/// went past.
+pub(crate) fn sent_bytes(headers: &HeaderMap, limit: usize) -> u64 {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(limit as u64)
+}
+
 /// Counts a rejected body under Loki's reasons.
 impl App {
-    pub(crate) fn body_error(&self, tenant: &str, e: BodyError) -> ApiError {
+    /// `bytes`: the body's size as sent (compressed), which Loki counts as discarded.
+    pub(crate) fn body_error(&self, tenant: &str, e: BodyError, bytes: u64) -> ApiError {
         let reason = if e.is_too_large() {
             reason::REQUEST_BODY_TOO_LARGE
         } else {
             reason::INVALID_BODY
         };
-        self.metrics.discarded(tenant, reason, 0, 0);
+        self.metrics.discarded(tenant, reason, 0, bytes);
         tracing::debug!(tenant, reason, error = %e, "push body refused");
         ApiError::bad_request(e.to_string())
     }
