@@ -2,6 +2,8 @@
 //! can, starts the sources, the batcher and the sender, serves `/metrics` and `/ready`,
 //! and on SIGINT/SIGTERM stops reading, stores what was read and saves positions.
 
+use std::fs::{File, TryLockError};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -33,6 +35,34 @@ const RELEASE_ON_STOP: Duration = Duration::from_secs(3);
 
 pub struct Agent;
 
+/// Locks the file `lock` (created, with its directory, when missing) for this process,
+/// or fails naming `flag` and its value `state` when another agent holds it. The
+/// operating system drops the lock when the process ends, however it ends.
+fn hold_lock(lock: &Path, flag: &str, state: &Path) -> anyhow::Result<File> {
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create the directory of {flag} {}", state.display())
+        })?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .with_context(|| format!("cannot open {}, the lock of {flag}", lock.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => anyhow::bail!(
+            "{flag} {} is in use by another kiroku agent (it holds {}): give each agent its own --buffer-dir and --positions",
+            state.display(),
+            lock.display()
+        ),
+        Err(TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}, the lock of {flag}", lock.display()))
+        }
+    }
+}
+
 impl Agent {
     pub async fn run(mut args: Args) -> anyhow::Result<()> {
         if args.node_name.is_none() {
@@ -61,6 +91,18 @@ impl Agent {
             },
             metrics.clone(),
         )?;
+        // Held until the agent exits: a second agent given the same state fails here instead
+        // of interleaving its batches and positions with this one's.
+        let mut positions_lock = args.positions.clone().into_os_string();
+        positions_lock.push(".lock");
+        let _locks = (
+            hold_lock(
+                &args.buffer_dir.join("lock"),
+                "--buffer-dir",
+                &args.buffer_dir,
+            )?,
+            hold_lock(Path::new(&positions_lock), "--positions", &args.positions)?,
+        );
         let mut acked = Positions::load(&args.positions)?;
         // The Lease, not this file, says where the cluster's events resume: a position of
         // an earlier run's term must never be written back into it.

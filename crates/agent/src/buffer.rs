@@ -80,9 +80,16 @@ pub struct Buffer {
     head_offset: u64,
     writer: Option<File>,
     reader: Option<(u64, File)>,
+    /// Corrupt batches skipped by [`Buffer::head`] and not yet counted.
+    corrupt: u64,
 }
 
 impl Buffer {
+    /// The corrupt batches skipped since the last call, for the error count.
+    pub fn take_corrupt(&mut self) -> u64 {
+        std::mem::take(&mut self.corrupt)
+    }
+
     /// Opens (or creates) the buffer in `dir` and returns it with the batches it still
     /// holds, oldest first, so their marks can be applied to the read positions.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<(Buffer, Vec<Batch>), BufferError> {
@@ -115,6 +122,7 @@ impl Buffer {
             head_offset,
             writer: None,
             reader: None,
+            corrupt: 0,
         };
         let mut pending = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -252,6 +260,7 @@ impl Buffer {
                         offset,
                         "corrupt batch in the disk buffer; skipping the rest of its segment"
                     );
+                    self.corrupt += 1;
                     self.head_offset = size;
                 }
                 Err(source) => return Err(self.err("cannot read a batch", source)),
@@ -399,6 +408,25 @@ mod tests {
         assert_eq!(h, batch(1));
         b.ack(len).unwrap();
         assert_eq!(b.head().unwrap().unwrap().0, batch(3));
+    }
+
+    #[test]
+    fn corrupt_batches_are_skipped_and_counted() {
+        let dir = crate::testkit::TempDir::new("buffer-corrupt");
+        let (mut b, _) = Buffer::open(dir.path(), u64::MAX).unwrap();
+        b.append(&batch(1)).unwrap();
+        // Damaged behind the buffer's back (another process, a bad disk).
+        let seg = seg_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&seg, bytes).unwrap();
+        assert!(b.head().unwrap().is_none());
+        assert_eq!(b.take_corrupt(), 1);
+        assert_eq!(b.take_corrupt(), 0);
+        // Batches after it are delivered.
+        b.append(&batch(2)).unwrap();
+        assert_eq!(b.head().unwrap().unwrap().0, batch(2));
     }
 
     #[test]

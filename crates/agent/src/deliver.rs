@@ -200,7 +200,13 @@ pub async fn sender(
     let mut dirty = false;
     let mut saves = 0u64;
     loop {
-        let head = shared.buffer.lock().head();
+        let (head, corrupt) = {
+            let mut b = shared.buffer.lock();
+            (b.head(), b.take_corrupt())
+        };
+        for _ in 0..corrupt {
+            metrics.error(ErrorKind::Buffer);
+        }
         let (batch, len) = match head {
             Ok(Some(h)) => h,
             Ok(None) => {

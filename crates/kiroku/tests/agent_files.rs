@@ -469,3 +469,28 @@ fn a_full_disk_buffer_pauses_reading_and_a_stop_loses_nothing() {
     assert_eq!(lines.len(), n, "every line exactly once");
     assert!(lines.windows(2).all(|w| w[0] < w[1]), "in order");
 }
+
+#[test]
+fn a_second_agent_on_the_same_state_refuses_to_start() {
+    let dir = TempDir::new("agent-lock");
+    let recv = PushReceiver::start().unwrap();
+    let first = start_agent(dir.path(), &recv.url(), &[]);
+    // Same --positions and --buffer-dir (the test kit puts both under the directory).
+    let mut second = TestAgent::spawn(
+        Path::new(env!("CARGO_BIN_EXE_kiroku")),
+        dir.path(),
+        &recv.url(),
+        &[],
+    );
+    let status = wait_for(WAIT, || second.proc.try_wait())
+        .unwrap_or_else(|| panic!("the second agent kept running:\n{}", second.proc.output()));
+    assert!(!status.success());
+    let out = second.proc.output();
+    assert!(
+        out.contains("is in use by another kiroku agent") && out.contains("--buffer-dir"),
+        "{out}"
+    );
+    // The first one is unharmed and, once it is gone, the state is free again.
+    first.stop(WAIT);
+    start_agent(dir.path(), &recv.url(), &[]).stop(WAIT);
+}
