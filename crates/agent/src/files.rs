@@ -123,17 +123,35 @@ impl FileSource {
 
     fn scan(&mut self) {
         let mut found: Vec<(PathBuf, Option<ContainerRef>, bool)> = Vec::new();
+        let mut unreadable: Vec<(PathBuf, std::io::Error)> = Vec::new();
         if let Some(dir) = self.cfg.pods_dir.clone() {
-            scan_pods_dir(&dir, &mut found);
+            scan_pods_dir(&dir, &mut found, &mut unreadable);
         }
         for g in &self.cfg.globs {
             match glob::glob(g) {
-                Ok(paths) => found.extend(paths.filter_map(|p| p.ok()).map(|p| (p, None, false))),
+                Ok(paths) => {
+                    for p in paths {
+                        match p {
+                            Ok(p) => found.push((p, None, false)),
+                            Err(e) => unreadable.push((e.path().to_path_buf(), e.into())),
+                        }
+                    }
+                }
                 Err(e) => {
                     if self.warned.insert(PathBuf::from(g)) {
                         tracing::error!(glob = %g, error = %e, "invalid --files glob; ignoring it");
                     }
                 }
+            }
+        }
+        for (dir, e) in unreadable {
+            if self.warned.insert(dir.clone()) {
+                self.metrics.error(ErrorKind::FileRead);
+                tracing::error!(
+                    path = %dir.display(),
+                    error = %e,
+                    "cannot read a log directory, so the logs under it are not collected; the agent needs read and search permission (r-x) on it: run it as root or in the group that owns it; will retry"
+                );
             }
         }
         if self.present.is_none() {
@@ -263,17 +281,38 @@ impl FileSource {
 
 /// `<pods_dir>/<ns>_<pod>_<uid>/<container>/<n>.log`, plus rotated leftovers
 /// (`<n>.log.<timestamp>`, not yet compressed) which are read only if the last run was
-/// reading them.
-fn scan_pods_dir(dir: &Path, found: &mut Vec<(PathBuf, Option<ContainerRef>, bool)>) {
-    let Ok(pods) = std::fs::read_dir(dir) else {
+/// reading them. Directories that exist but cannot be read go to `unreadable`; those
+/// that vanished meanwhile (a deleted pod) are passed over.
+fn scan_pods_dir(
+    dir: &Path,
+    found: &mut Vec<(PathBuf, Option<ContainerRef>, bool)>,
+    unreadable: &mut Vec<(PathBuf, std::io::Error)>,
+) {
+    let mut list = |path: PathBuf| match std::fs::read_dir(&path) {
+        Ok(entries) => Some(entries),
+        // Gone meanwhile, or a stray file where a directory was expected.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            None
+        }
+        Err(e) => {
+            unreadable.push((path, e));
+            None
+        }
+    };
+    let Some(pods) = list(dir.to_path_buf()) else {
         return;
     };
     for pod in pods.filter_map(|e| e.ok()) {
-        let Ok(containers) = std::fs::read_dir(pod.path()) else {
+        let Some(containers) = list(pod.path()) else {
             continue;
         };
         for c in containers.filter_map(|e| e.ok()) {
-            let Ok(files) = std::fs::read_dir(c.path()) else {
+            let Some(files) = list(c.path()) else {
                 continue;
             };
             for f in files.filter_map(|e| e.ok()) {
@@ -292,5 +331,34 @@ fn scan_pods_dir(dir: &Path, found: &mut Vec<(PathBuf, Option<ContainerRef>, boo
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_directories_are_reported_and_vanished_ones_are_not() {
+        let dir = crate::testkit::TempDir::new("scan-pods");
+        let pods = dir.path().join("pods");
+        let log = pods.join("ns_a_uid-a/app/0.log");
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(&log, "x\n").unwrap();
+        // A directory that cannot be listed (a symlink loop fails as root too, where
+        // missing permissions would not), and a stray file where a pod directory goes.
+        let looped = pods.join("ns_b_uid-b");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        std::fs::write(pods.join("stray"), "").unwrap();
+        let (mut found, mut unreadable) = (Vec::new(), Vec::new());
+        scan_pods_dir(&pods, &mut found, &mut unreadable);
+        let found: Vec<&PathBuf> = found.iter().map(|(p, _, _)| p).collect();
+        assert_eq!(found, [&log]);
+        let unreadable: Vec<&PathBuf> = unreadable.iter().map(|(p, _)| p).collect();
+        assert_eq!(unreadable, [&looped]);
+        // A pods directory that is not there is not an error of this kind.
+        let (mut found, mut unreadable) = (Vec::new(), Vec::new());
+        scan_pods_dir(&dir.path().join("none"), &mut found, &mut unreadable);
+        assert!(found.is_empty() && unreadable.is_empty());
     }
 }
