@@ -30,11 +30,11 @@ pub struct Args {
     pub buffer_dir: PathBuf,
 
     /// Bound of the disk buffer; when full, reading pauses until the server catches up.
-    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "256MiB", value_parser = parse_positive_bytes)]
     pub buffer_max_bytes: u64,
 
     /// Tail files matching this glob as well (repeatable), e.g. `/var/log/*.log`.
-    #[arg(long = "files", value_name = "GLOB")]
+    #[arg(long = "files", value_name = "GLOB", value_parser = parse_glob)]
     pub files: Vec<String>,
 
     /// Static label `name=value` for the `--files` streams (repeatable).
@@ -106,7 +106,7 @@ pub struct Args {
     pub listen: String,
 
     /// Push a batch when it holds this many bytes of log lines.
-    #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "1MiB", value_parser = parse_positive_bytes)]
     pub batch_size: u64,
 
     /// Push a batch at the latest this long after its first line.
@@ -114,7 +114,7 @@ pub struct Args {
     pub batch_wait: Duration,
 
     /// Longer lines are cut to this size (servers refuse lines over their limit).
-    #[arg(long, default_value = "256KiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "256KiB", value_parser = parse_positive_bytes)]
     pub max_line_bytes: u64,
 
     /// How long a deleted pod's metadata is kept so its last lines are still labelled.
@@ -122,7 +122,7 @@ pub struct Args {
     pub metadata_retention: Duration,
 
     /// How often files are looked for and read.
-    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "250ms", value_parser = parse_positive_duration)]
     pub poll_interval: Duration,
 
     /// `error`, `warn`, `info`, `debug` or `trace` (or a tracing filter).
@@ -172,6 +172,29 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 }
 
 /// `250ms`, `1s`, `10m`, `1h`, or a plain number of seconds.
+/// A size of at least one byte.
+fn parse_positive_bytes(s: &str) -> Result<u64, String> {
+    parse_bytes(s).and_then(|n| match n {
+        0 => Err(format!("{s:?} is zero; give a size of at least 1 byte")),
+        n => Ok(n),
+    })
+}
+
+/// A duration longer than zero (a zero poll interval would spin a core).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).and_then(|d| match d.is_zero() {
+        true => Err(format!("{s:?} is zero; give a duration such as 250ms")),
+        false => Ok(d),
+    })
+}
+
+/// A glob `--files` can follow, checked when the agent starts rather than ignored later.
+fn parse_glob(s: &str) -> Result<String, String> {
+    glob::Pattern::new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{s:?} is not a valid glob: {e}"))
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if let Ok(secs) = t.parse::<f64>()
@@ -264,5 +287,35 @@ mod tests {
         assert!(parse_lease("a/b/c").is_err());
         assert!(parse_lease("/x").is_err());
         assert!(parse_lease_duration("500ms").is_err());
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused_at_start() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            _args: Args,
+        }
+        let parse = |extra: &[&str]| {
+            let args = [&["kiroku-agent", "--url", "http://x"], extra].concat();
+            Cli::try_parse_from(args)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            parse(&["--poll-interval", "100ms", "--files", "/var/log/*.log"]),
+            Ok(())
+        );
+        for (flag, value, says) in [
+            ("--poll-interval", "0", "is zero"),
+            ("--batch-size", "0", "is zero"),
+            ("--max-line-bytes", "0B", "is zero"),
+            ("--buffer-max-bytes", "0", "is zero"),
+            ("--files", "/var/log/[", "not a valid glob"),
+        ] {
+            let e = parse(&[flag, value]).expect_err(flag);
+            assert!(e.contains(says), "{flag}: {e}");
+        }
     }
 }
