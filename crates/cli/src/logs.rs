@@ -21,7 +21,7 @@ use crate::error::ClientError;
 use crate::output::{Format, Timezone};
 use crate::paging::{LogLine, Pager, Seen};
 use crate::progress::Progress;
-use crate::query::follow_start;
+use crate::query::{follow_after, follow_start};
 use crate::range::{Bounds, TimeRange, now_nanos};
 use crate::selector::{Pattern, PodSelector};
 use crate::tail::{self, TailRequest};
@@ -167,7 +167,7 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
         drop(progress);
         let req = TailRequest {
             query: &selector,
-            start: follow_start(range),
+            start: follow_after(range, limit, &held),
             limit: a.batch as usize,
             delay_for: a.delay_for,
         };

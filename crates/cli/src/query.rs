@@ -169,7 +169,7 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
     out.flush()?;
     let req = TailRequest {
         query: &a.query,
-        start: follow_start(range),
+        start: follow_after(range, (a.limit > 0).then_some(a.limit), &held),
         limit: a.batch as usize,
         delay_for: a.delay_for,
     };
@@ -196,6 +196,18 @@ fn announce_common(printer: &mut QueryPrinter, lines: &[LogLine], quiet: bool) {
 /// Where the tail starts: a little before the window's end, for lines that arrive late.
 pub(crate) fn follow_start(range: TimeRange) -> i64 {
     range.end.saturating_sub(OVERLAP).max(range.start)
+}
+
+/// Where following starts once the window's newest `limit` lines are printed: as
+/// [`follow_start`], but when the limit cut the window, after the oldest line printed:
+/// the lines before it were left out on purpose, as `kubectl logs -f --tail` and
+/// `logcli query --tail --limit` leave them out.
+pub(crate) fn follow_after(range: TimeRange, limit: Option<usize>, printed: &[LogLine]) -> i64 {
+    let start = follow_start(range);
+    match (limit, printed.iter().map(|l| l.ts).min()) {
+        (Some(n), Some(oldest)) if printed.len() >= n => start.max(oldest.saturating_add(1)),
+        _ => start,
+    }
 }
 
 fn direction(a: &Args) -> Direction {

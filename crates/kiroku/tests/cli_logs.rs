@@ -357,3 +357,46 @@ fn query_follow_prints_the_last_lines_oldest_first_then_new_ones() {
         &stream("shop", "web-1", "app", "stdout"),
     );
 }
+
+#[test]
+fn follow_with_a_limit_shows_only_the_newest_lines_then_new_ones() {
+    // Lines of the last seconds, within the tail's overlap for lines that arrive late:
+    // the ones older than the newest two were left out on purpose and stay out.
+    let f = fixture();
+    let labels = stream("shop", "recent", "app", "stdout");
+    let t = now() - 2 * SEC;
+    let entries = (0..8)
+        .map(|i| (t + i * 100_000_000, format!("recent {i}")))
+        .collect();
+    push(
+        f.server.addr(),
+        None,
+        &[PushStream {
+            labels: &labels,
+            entries,
+        }],
+    )
+    .unwrap();
+    follow_and_push(
+        &f,
+        &[
+            "logs", "-n", "shop", "recent", "-f", "--tail", "2", "-o", "raw",
+        ],
+        &["recent 6", "recent 7"],
+        &labels,
+    );
+    follow_and_push(
+        &f,
+        &[
+            "query",
+            r#"{pod="recent"}"#,
+            "-f",
+            "--limit",
+            "2",
+            "-o",
+            "raw",
+        ],
+        &["live 1", "live 2"],
+        &labels,
+    );
+}
