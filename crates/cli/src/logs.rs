@@ -110,6 +110,7 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
             selector: &selector,
             range,
             batch: a.batch as usize,
+            tail: a.tail,
             window: window_words(&a),
         };
         return job.run(&printer, &mut out, &progress).await;

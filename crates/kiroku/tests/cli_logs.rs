@@ -194,6 +194,11 @@ fn previous_shows_the_instance_before_the_last_restart() {
         lines(&f.logs(&["-n", "batch", "crasher", "--previous", "-o", "raw"])),
         ["boot 1", "fail 1", term1.as_str()]
     );
+    // With --tail, the last lines of that instance, oldest first, as kubectl -p --tail.
+    assert_eq!(
+        lines(&f.logs(&["-n", "batch", "crasher", "-p", "--tail", "2", "-o", "raw"])),
+        ["fail 1", term1.as_str()]
+    );
     let out = f.logs(&["-n", "shop", "web-2", "--previous"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(

@@ -26,6 +26,8 @@ pub struct Previous<'a> {
     pub selector: &'a str,
     pub range: TimeRange,
     pub batch: usize,
+    /// `--tail`: only the last lines of each previous instance, as `kubectl logs -p --tail`.
+    pub tail: Option<usize>,
     /// "in the last 48h", for messages.
     pub window: String,
 }
@@ -42,7 +44,7 @@ impl Previous<'_> {
     ) -> Result<(), ClientError> {
         let ends_query = format!("{} |= \"{TERMINATION}\"", self.selector);
         let mut ends: BTreeMap<ContainerKey, Vec<i64>> = BTreeMap::new();
-        self.read(&ends_query, self.range, progress, |lines| {
+        self.read(&ends_query, self.range, None, progress, |lines| {
             for l in lines.iter().filter(|l| is_termination(&l.line)) {
                 let key = (
                     l.labels.get("namespace").unwrap_or_default().to_string(),
@@ -69,25 +71,41 @@ impl Previous<'_> {
                 &pod,
                 Some(container.as_str()).filter(|s| !s.is_empty()),
             );
-            self.read(&exact, range, progress, |lines| {
-                printer.lines(out, lines)?;
-                out.flush()?;
+            // The instance's last lines are read newest first, then printed oldest first.
+            let mut held = Vec::new();
+            self.read(&exact, range, self.tail, progress, |lines| {
+                match self.tail {
+                    Some(_) => held.extend_from_slice(lines),
+                    None => {
+                        printer.lines(out, lines)?;
+                        out.flush()?;
+                    }
+                }
                 Ok(())
             })
             .await?;
+            held.reverse();
+            printer.lines(out, &held)?;
+            out.flush()?;
         }
         Ok(())
     }
 
-    /// Reads every line of `query` in `range`, oldest first, page by page.
+    /// Reads the lines of `query` in `range` page by page: all of them oldest first, or
+    /// with `last` the newest `last` of them, newest first.
     async fn read(
         &self,
         query: &str,
         range: TimeRange,
+        last: Option<usize>,
         progress: &Progress,
         mut sink: impl FnMut(&[LogLine]) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
-        let mut pager = Pager::new(range, Direction::Forward, None, self.batch);
+        let dir = match last {
+            Some(_) => Direction::Backward,
+            None => Direction::Forward,
+        };
+        let mut pager = Pager::new(range, dir, last, self.batch);
         while let Some(req) = pager.next_request() {
             let answer = {
                 let _busy = progress.busy();
@@ -96,7 +114,7 @@ impl Previous<'_> {
                         query,
                         range: req.range,
                         limit: req.limit,
-                        direction: Direction::Forward,
+                        direction: dir,
                         step: None,
                     })
                     .await?
