@@ -93,13 +93,18 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
                 .await?
         };
         drop(progress);
-        if let QueryResult::Streams(streams) = answer.response.result {
+        let mut result = answer.response.result;
+        if let QueryResult::Streams(streams) = result {
             let lines = flatten(streams, direction(&a));
             printer.page(&mut out, &lines)?;
             return out.flush().map_err(Into::into);
         }
-        return print_samples(&mut out, &answer.response.result, &answer.body, &a)
-            .map_err(Into::into);
+        // Loki stamps a scalar with a time of its own making (year 2262 and thereabouts):
+        // it is the value at the query's time.
+        if let QueryResult::Scalar(p) = &mut result {
+            p.t_ms = range.end.div_euclid(1_000_000);
+        }
+        return print_samples(&mut out, &result, &answer.body, &a).map_err(Into::into);
     }
     // Following prints the window's last lines oldest first, then the new ones: read all
     // of the window forward, or its newest lines backward and print them reversed.

@@ -230,6 +230,24 @@ fn metric_queries_print_tables_and_json_lines() {
     assert_eq!(rows[0]["metric"]["pod"], "pay-1");
     assert_eq!(rows[0]["value"], 24.0);
     assert_eq!(rows[0]["timestamp"], "2024-05-01T10:01:35Z");
+    // A scalar is the value at the query's time (Loki's answer carries a time of its own).
+    let scalar = [
+        "query",
+        "1 + 1",
+        "--instant",
+        "--to",
+        "2024-05-01T10:01:35Z",
+        "-z",
+        "utc",
+    ];
+    let out = kiroku(&s, &scalar);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "TIME                      VALUE\n2024-05-01T10:01:35.000Z  2\n"
+    );
+    let out = kiroku(&s, &[&scalar[..], &["-o", "jsonl"]].concat());
+    assert_eq!(jsonl(&out)[0]["timestamp"], "2024-05-01T10:01:35Z");
     let out = kiroku(
         &s,
         &[
