@@ -300,10 +300,7 @@ impl Client {
         let mut innermost = e.to_string();
         while let Some(s) = source {
             if let Some(tls) = find_tls_error(s) {
-                return ClientError::Tls {
-                    addr,
-                    why: tls.to_string(),
-                };
+                return tls_failure(addr, tls);
             }
             if let Some(io) = s.downcast_ref::<std::io::Error>() {
                 why = why.or(match io.kind() {
@@ -349,7 +346,23 @@ fn is_loopback(url: &Url) -> bool {
 
 /// rustls' error inside `e`. TLS failures arrive as I/O errors wrapping I/O errors wrapping
 /// it, and an I/O error's `source()` skips the error it wraps, so look inside each.
-fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+/// A failed TLS handshake with `addr`. A server that answers in plain HTTP fails it with
+/// a record of no TLS content type, and no certificate flag can help with that.
+pub(crate) fn tls_failure(addr: String, e: &rustls::Error) -> ClientError {
+    match e {
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            ClientError::NotTls { addr }
+        }
+        e => ClientError::Tls {
+            addr,
+            why: e.to_string(),
+        },
+    }
+}
+
+pub(crate) fn find_tls_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
     if let Some(t) = e.downcast_ref::<rustls::Error>() {
         return Some(t);
     }

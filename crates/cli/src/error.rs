@@ -19,6 +19,10 @@ pub enum ClientError {
     )]
     Tls { addr: String, why: String },
     #[error(
+        "the server at {addr} answered in plain HTTP, not TLS: use http:// in --addr instead of https://"
+    )]
+    NotTls { addr: String },
+    #[error(
         "the server at {addr} needs a tenant ({status}: {message}): pass --org-id or set LOKI_ORG_ID"
     )]
     NoTenant {

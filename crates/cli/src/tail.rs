@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::client::{Client, Direction};
+use crate::client::{Client, Direction, find_tls_error, tls_failure};
 use crate::error::{BadQuery, ClientError};
 use crate::paging::{LogLine, Seen, flatten};
 
@@ -99,6 +99,7 @@ fn is_fatal(e: &ClientError) -> bool {
             | ClientError::NoTenant { .. }
             | ClientError::NoEndpoint { .. }
             | ClientError::Tls { .. }
+            | ClientError::NotTls { .. }
     )
 }
 
@@ -170,13 +171,17 @@ async fn connect(client: &Client, req: TailRequest<'_>, start: i64) -> Result<Ws
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Io> = if url.scheme() == "wss" {
         let connector = tokio_rustls::TlsConnector::from(client.tls().clone());
-        let tls = connector
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| ClientError::Tls {
-                addr: addr.clone(),
-                why: e.to_string(),
-            })?;
+        let tls =
+            connector
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| match find_tls_error(&e) {
+                    Some(tls) => tls_failure(addr.clone(), tls),
+                    None => ClientError::Tls {
+                        addr: addr.clone(),
+                        why: e.to_string(),
+                    },
+                })?;
         Box::new(tls)
     } else {
         Box::new(tcp)

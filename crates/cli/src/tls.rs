@@ -26,6 +26,11 @@ pub fn client_config(ep: &Endpoint) -> Result<Arc<ClientConfig>, ClientError> {
         .map_err(|e| tls_err(e.to_string()))?;
     let https = ep.base.scheme() == "https";
     let builder = if !https {
+        // Unused over http://, but a CA file that cannot be read is still a mistake to
+        // report (as logcli does), not to pass over.
+        if let Some(path) = &ep.tls_ca_file {
+            read_certs("TLS CA", path)?;
+        }
         builder.with_root_certificates(RootCertStore::empty())
     } else if ep.tls_skip_verify {
         builder

@@ -170,3 +170,49 @@ async fn the_tail_uses_the_same_trust_over_wss() {
     assert_eq!(got, ["over tls"]);
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_to_use_http() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            // What a plain HTTP server answers to a TLS greeting.
+            let _ = tcp
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    // Certificates unchecked: no certificate flag is the answer here.
+    let c = client(format!("https://127.0.0.1:{port}"), false, true);
+    let e = c.labels(None, RANGE, None).await.unwrap_err();
+    assert!(matches!(e, ClientError::NotTls { .. }), "{e}");
+    assert!(e.to_string().contains("use http://"), "{e}");
+    let req = TailRequest {
+        query: r#"{app="a"}"#,
+        start: 0,
+        limit: 10,
+        delay_for: 0,
+    };
+    let r = follow(&c, req, Seen::new(0), |_| Ok(())).await;
+    assert!(matches!(r, Err(ClientError::NotTls { .. })), "{r:?}");
+}
+
+#[test]
+fn a_missing_ca_file_is_an_error_over_http_too() {
+    let with_ca = |path: PathBuf| {
+        Client::new(
+            Connection {
+                addr: Some("http://127.0.0.1:1".into()),
+                tls_ca_file: Some(path),
+                ..Default::default()
+            }
+            .endpoint()
+            .unwrap(),
+        )
+    };
+    let e = with_ca(testdata("no-such-ca.pem")).err().expect("an error");
+    assert!(matches!(e, ClientError::File { .. }), "{e}");
+    assert!(with_ca(testdata("ca.pem")).is_ok());
+}
