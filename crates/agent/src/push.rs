@@ -68,7 +68,7 @@ pub struct PushConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Sent,
-    /// Refused for good (a 4xx other than 429).
+    /// Refused for good (a 4xx other than 429 and those of a misconfigured agent).
     Rejected,
     /// The agent is stopping; the batch stays in the buffer.
     Stopped,
@@ -244,7 +244,23 @@ impl Pusher {
             "{status}: {}",
             text.trim().chars().take(512).collect::<String>()
         );
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        // A wrong URL or wrong credentials refuse every batch alike: the lines wait in the
+        // disk buffer until the agent is set right, rather than being dropped meanwhile.
+        let misconfigured = match status {
+            StatusCode::NOT_FOUND => Some(
+                "no push endpoint there: /loki/api/v1/push is added to --url only when it has no path",
+            ),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Some(
+                "the server wants other credentials: check --org-id, --bearer-token-file and --username/--password-file",
+            ),
+            _ => None,
+        };
+        if let Some(hint) = misconfigured {
+            Err(Attempt::Retry {
+                after: None,
+                why: format!("{why} ({hint})"),
+            })
+        } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             Err(Attempt::Retry { after, why })
         } else {
             Err(Attempt::Reject { status, why })

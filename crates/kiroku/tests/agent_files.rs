@@ -363,6 +363,31 @@ fn bad_input_is_counted_and_everything_else_still_arrives() {
     })
     .expect("line after a 400");
     assert!(!recv.lines().iter().any(|l| l.line == "refused"));
+
+    // A 404 (a wrong --url) or a 401 is not the batch's fault: it waits and goes once the
+    // server takes it.
+    for status in [404, 401] {
+        let line = format!("kept through a {status}");
+        recv.fail_with(Some(status));
+        append(&plain.join("good.log"), &format!("{line}\n"));
+        let retries = agent.metric("kiroku_agent_push_retries_total");
+        wait_for(WAIT, || {
+            (agent.metric("kiroku_agent_push_retries_total") > retries).then_some(())
+        })
+        .expect("the push is retried");
+        recv.fail_with(None);
+        wait_for(WAIT, || {
+            recv.lines().iter().any(|l| l.line == line).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{line} never arrived:\n{}", agent.proc.output()));
+    }
+    assert_eq!(agent.metric("kiroku_agent_lines_dropped_total"), 1.0);
+    assert!(
+        agent
+            .proc
+            .output()
+            .contains("/loki/api/v1/push is added to --url")
+    );
 }
 
 #[test]
