@@ -26,13 +26,26 @@ use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
-    #[error("cannot read kubeconfig {path}: {source}")]
+    #[error("cannot read kubeconfig {}: {why}", path.display())]
     Kubeconfig {
         path: std::path::PathBuf,
-        source: kube::config::KubeconfigError,
+        why: String,
     },
     #[error("cannot build a Kubernetes client: {0}")]
     Client(kube::Error),
+}
+
+/// A kubeconfig that cannot be used, said once: kube's errors repeat their cause in their
+/// own text, so only the innermost one is kept.
+fn kubeconfig_error(path: &Path, e: &(dyn std::error::Error + 'static)) -> KubeError {
+    let mut inner = e;
+    while let Some(s) = inner.source() {
+        inner = s;
+    }
+    KubeError::Kubeconfig {
+        path: path.to_owned(),
+        why: inner.to_string(),
+    }
 }
 
 /// The API client: from `--kubeconfig`, else in-cluster, else `$KUBECONFIG` or
@@ -40,16 +53,10 @@ pub enum KubeError {
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<Option<kube::Client>, KubeError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = if let Some(path) = kubeconfig {
-        let kc = Kubeconfig::read_from(path).map_err(|source| KubeError::Kubeconfig {
-            path: path.to_owned(),
-            source,
-        })?;
+        let kc = Kubeconfig::read_from(path).map_err(|e| kubeconfig_error(path, &e))?;
         kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
-            .map_err(|source| KubeError::Kubeconfig {
-                path: path.to_owned(),
-                source,
-            })?
+            .map_err(|e| kubeconfig_error(path, &e))?
     } else if let Ok(c) = kube::Config::incluster() {
         c
     } else if let Ok(c) = kube::Config::from_kubeconfig(&KubeConfigOptions::default()).await {

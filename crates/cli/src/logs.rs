@@ -55,8 +55,9 @@ pub struct Args {
     /// Print each line's time (RFC 3339 with nanoseconds) before it
     #[arg(long)]
     pub timestamps: bool,
-    /// Output format: default prefixes `pod container`; raw is the line alone
-    #[arg(short, long, value_enum, default_value_t)]
+    /// Output format: default (`pod container`, then the line), raw (the line alone, as
+    /// kubectl logs prints it) or jsonl (one JSON object per line)
+    #[arg(short, long, value_enum, default_value_t, hide_possible_values = true)]
     pub output: Format,
     /// Time zone of --timestamps and jsonl times
     #[arg(short = 'z', long, value_enum, default_value_t = Timezone::Utc)]

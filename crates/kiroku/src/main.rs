@@ -51,8 +51,37 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kiroku: {e:#}");
+            eprintln!("kiroku: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and then each cause that its text does not already give: most of our
+/// messages name their cause in place, with advice after it, and the chain would say the
+/// cause a second time at the end.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(io()).context(format!("cannot read x: {}: check it", io()));
+        assert_eq!(error_text(&e), format!("cannot read x: {}: check it", io()));
+        let e = anyhow::Error::new(io()).context("cannot read x");
+        assert_eq!(error_text(&e), format!("cannot read x: {}", io()));
     }
 }
