@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Format,
     /// After the window's last lines (oldest first), keep printing new lines as they arrive
-    #[arg(short = 'f', long, alias = "tail")]
+    /// (also `-t`/`--tail`, logcli's names)
+    #[arg(short = 'f', long, alias = "tail", short_alias = 't')]
     pub follow: bool,
     /// With --follow: seconds the server waits for late lines before sending (0 to 5)
     #[arg(long, default_value_t = 0, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=5))]

@@ -395,7 +395,8 @@ fn follow_with_a_limit_shows_only_the_newest_lines_then_new_ones() {
         &[
             "query",
             r#"{pod="recent"}"#,
-            "-f",
+            // logcli's short name for following.
+            "-t",
             "--limit",
             "2",
             "-o",
