@@ -20,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use logql::Direction;
 use logql::ast::{Expr, LogExpr};
 use logql::engine::RangeQuery;
-use logql::pipeline::{Category, LabelSet, Pipeline};
+use logql::pipeline::Pipeline;
 use protocol::Labels;
-use protocol::response::{Categories, Entry, QueryResult, Stream};
+use protocol::response::{Entry, QueryResult, Stream};
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -251,7 +251,7 @@ fn collect(t: &Tail, pipeline: &Pipeline, b: &TailBatch, out: &mut Vec<Stream>) 
             let Some(p) = sp.process(e.ts, e.line.as_bytes(), md) else {
                 continue;
             };
-            let (result_labels, categories) = labels_of(p.labels, t.categorize);
+            let (result_labels, categories) = p.labels.answer_labels(t.categorize);
             let entry = Entry {
                 ts: e.ts,
                 line: String::from_utf8_lossy(p.line).into_owned(),
@@ -266,18 +266,6 @@ fn collect(t: &Tail, pipeline: &Pipeline, b: &TailBatch, out: &mut Vec<Stream>) 
             }
         }
     }
-}
-
-/// The labels an entry is shown under, and with `categorize` its other labels.
-fn labels_of(labels: &LabelSet, categorize: bool) -> (Labels, Option<Categories>) {
-    if !categorize {
-        return (labels.to_labels(), None);
-    }
-    let categories = Categories {
-        structured_metadata: labels.category(Category::StructuredMetadata),
-        parsed: labels.category(Category::Parsed),
-    };
-    (labels.category(Category::Stream), Some(categories))
 }
 
 async fn send(

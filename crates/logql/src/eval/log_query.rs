@@ -19,7 +19,7 @@ use protocol::response::{Categories, Entry, QueryResponse, QueryResult, Stream};
 use super::Ctx;
 use crate::ast::LogExpr;
 use crate::engine::QueryError;
-use crate::pipeline::{Category, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::source::{Columns, Direction, Select, StreamCursor};
 
 /// One entry that may be returned.
@@ -267,20 +267,8 @@ impl Worker<'_, '_> {
                 let (labels, categories) = match self.label_cache.get(&key) {
                     Some(v) => v.clone(),
                     None => {
-                        let v = if self.categorize {
-                            let cats = Categories {
-                                structured_metadata: p
-                                    .labels
-                                    .category(Category::StructuredMetadata),
-                                parsed: p.labels.category(Category::Parsed),
-                            };
-                            (
-                                Arc::new(p.labels.category(Category::Stream)),
-                                Some(Arc::new(cats)),
-                            )
-                        } else {
-                            (Arc::new(p.labels.to_labels()), None)
-                        };
+                        let (labels, categories) = p.labels.answer_labels(self.categorize);
+                        let v = (Arc::new(labels), categories.map(Arc::new));
                         self.label_cache.insert(key, v.clone());
                         v
                     }

@@ -14,6 +14,7 @@
 
 use std::hash::Hasher;
 
+use protocol::response::Categories;
 use protocol::{Label, Labels};
 
 /// Where a label of a processed entry comes from; Loki reports the three apart under
@@ -552,6 +553,20 @@ impl LabelSet {
                 })
                 .collect(),
         )
+    }
+
+    /// The labels an entry is answered under and, with `categorize` (Loki's
+    /// `categorize-labels`), the entry's other labels: without it all labels merged;
+    /// with it the stream's own, the structured metadata and parsed labels apart.
+    pub fn answer_labels(&self, categorize: bool) -> (Labels, Option<Categories>) {
+        if !categorize {
+            return (self.to_labels(), None);
+        }
+        let categories = Categories {
+            structured_metadata: self.category(Category::StructuredMetadata),
+            parsed: self.category(Category::Parsed),
+        };
+        (self.category(Category::Stream), Some(categories))
     }
 
     /// The labels of one category. The error labels count as parsed.
