@@ -344,8 +344,6 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// rustls' error inside `e`. TLS failures arrive as I/O errors wrapping I/O errors wrapping
-/// it, and an I/O error's `source()` skips the error it wraps, so look inside each.
 /// A failed TLS handshake with `addr`. A server that answers in plain HTTP fails it with
 /// a record of no TLS content type, and no certificate flag can help with that.
 pub(crate) fn tls_failure(addr: String, e: &rustls::Error) -> ClientError {
@@ -360,6 +358,8 @@ pub(crate) fn tls_failure(addr: String, e: &rustls::Error) -> ClientError {
     }
 }
 
+/// rustls' error inside `e`. TLS failures arrive as I/O errors wrapping I/O errors wrapping
+/// it, and an I/O error's `source()` skips the error it wraps, so look inside each.
 pub(crate) fn find_tls_error<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {

@@ -115,12 +115,9 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
         (false, true) => Direction::Forward,
         (false, false) => Direction::Backward,
     };
-    let mut pager = Pager::new(
-        range,
-        dir,
-        (a.limit > 0).then_some(a.limit),
-        a.batch as usize,
-    );
+    // `--limit 0`: every line of the window.
+    let limit = (a.limit > 0).then_some(a.limit);
+    let mut pager = Pager::new(range, dir, limit, a.batch as usize);
     let mut held: Vec<LogLine> = Vec::new();
     let mut seen = Seen::new(follow_start(range));
     while let Some(req) = pager.next_request() {
@@ -175,7 +172,7 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
     out.flush()?;
     let req = TailRequest {
         query: &a.query,
-        start: follow_after(range, (a.limit > 0).then_some(a.limit), &held),
+        start: follow_after(range, limit, &held),
         limit: a.batch as usize,
         delay_for: a.delay_for,
     };
