@@ -501,6 +501,75 @@ fn metadata_endpoints_see_pushed_streams() {
     assert_eq!(r.json()["data"], r#"{app="a"} |= "x""#);
 }
 
+/// Loki 3 still serves the read API of its first versions under `/api/prom/`, in the old
+/// shapes; `regexp` adds a line filter.
+#[test]
+fn legacy_read_endpoints_answer_in_the_old_shapes() {
+    let srv = Server::start(&["--retention", "0"]);
+    // 2023-11-14T22:13:20Z
+    let t = 1_700_000_000 * S;
+    let body = json!({"streams": [
+        {"stream": {"app": "old"}, "values": [
+            [t.to_string(), "GET /a 200"],
+            [(t + 380_001_000).to_string(), "GET /b 500"],
+            [(t + 2 * S).to_string(), "POST /c 500", {"trace_id": "t1"}],
+        ]},
+    ]});
+    assert_eq!(srv.push_json(&body.to_string()).status, 204);
+    let (s, e) = ((t - S).to_string(), (t + 10 * S).to_string());
+    let r = srv.get_query(
+        "/api/prom/query",
+        &[
+            ("query", r#"{app="old"}"#),
+            ("regexp", "5.0$"),
+            ("start", &s),
+            ("end", &e),
+            ("limit", "10"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    // Each label set a stream, times in RFC 3339.
+    assert_eq!(
+        v["streams"],
+        json!([
+            {"labels": r#"{app="old", detected_level="unknown", service_name="old"}"#,
+             "entries": [{"ts": "2023-11-14T22:13:20.380001Z", "line": "GET /b 500"}]},
+            {"labels": r#"{app="old", detected_level="unknown", service_name="old", trace_id="t1"}"#,
+             "entries": [{"ts": "2023-11-14T22:13:22Z", "line": "POST /c 500"}]},
+        ]),
+        "{v}"
+    );
+    assert!(v["stats"].is_object(), "{v}");
+    let r = srv.get_query(
+        "/api/prom/query",
+        &[("query", r#"count_over_time({app="old"}[1m])"#)],
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.text().trim()),
+        (400, "legacy endpoints only support streams result type")
+    );
+    let range = [("start", s.as_str()), ("end", e.as_str())];
+    let r = srv.get_query("/api/prom/label", &range, &[]);
+    assert_eq!(r.json(), json!({"values": ["app", "service_name"]}));
+    let r = srv.get_query("/api/prom/label/app/values", &range, &[]);
+    assert_eq!(r.json(), json!({"values": ["old"]}));
+    let r = srv.get_query("/api/prom/label/nosuch/values", &range, &[]);
+    assert_eq!(r.json(), json!({}));
+    let mut p = range.to_vec();
+    p.push(("match[]", r#"{app="old"}"#));
+    let r = srv.get_query("/api/prom/series", &p, &[]);
+    assert_eq!(
+        r.json()["data"],
+        json!([{"app": "old", "service_name": "old"}])
+    );
+    // The singular `/loki/api/v1/label` lists names too, as in Loki.
+    let r = srv.get_query("/loki/api/v1/label", &range, &[]);
+    assert_eq!(r.json()["data"], json!(["app", "service_name"]));
+}
+
 #[test]
 fn query_errors_are_plain_text_with_loki_statuses() {
     let srv = Server::start(&[]);

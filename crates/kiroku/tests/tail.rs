@@ -180,6 +180,51 @@ fn the_history_is_the_newest_entries_and_labels_can_be_categorized() {
     );
 }
 
+/// `/api/prom/tail`, Loki's first tail: the same entries in the old frame shape, and a
+/// `regexp` line filter (which the current tail takes too).
+#[test]
+fn the_legacy_tail_sends_old_frames_filtered_by_regexp() {
+    let srv = Server::start(&[]);
+    let t = now_ns() / S * S;
+    push(&srv, "old", t - 30 * S, "kept 1");
+    push(&srv, "old", t - 20 * S, "dropped 2");
+    let q = encode(&[
+        ("query", r#"{app="old"}"#),
+        ("regexp", "^kept"),
+        ("start", &(t - 60 * S).to_string()),
+    ]);
+    let (status, ws) = Ws::open(&srv.addr, &format!("/api/prom/tail?{q}"));
+    assert_eq!(status, 101);
+    let mut ws = ws.unwrap();
+    let first = ws.frame();
+    let labels = r#"{app="old", detected_level="unknown", service_name="old"}"#;
+    assert_eq!(
+        first["streams"],
+        json!([{"labels": labels, "entries": [{"ts": protocol::time::format_rfc3339_nano(t - 30 * S), "line": "kept 1"}]}]),
+        "{first}"
+    );
+    assert!(
+        first["streams"][0]["entries"][0]["ts"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(first["dropped_entries"], Value::Null);
+    push(&srv, "old", now_ns(), "dropped 3");
+    push(&srv, "old", now_ns(), "kept 4");
+    let live = ws.frame();
+    assert_eq!(live["streams"][0]["labels"], labels);
+    assert_eq!(live["streams"][0]["entries"][0]["line"], "kept 4");
+    assert_eq!(live["streams"][0]["entries"].as_array().unwrap().len(), 1);
+
+    let q = encode(&[("query", r#"{app="old"}"#), ("regexp", "^dropped")]);
+    let (status, ws) = Ws::open(&srv.addr, &format!("/loki/api/v1/tail?{q}"));
+    assert_eq!(status, 101);
+    assert_eq!(lines(&ws.unwrap().frame()), ["dropped 2", "dropped 3"]);
+    let q = encode(&[("query", r#"{app="old"}"#), ("regexp", "(")]);
+    assert_eq!(Ws::open(&srv.addr, &format!("/api/prom/tail?{q}")).0, 400);
+}
+
 #[test]
 fn bad_tails_are_refused_before_the_upgrade() {
     let srv = Server::start(&["--auth", "header"]);

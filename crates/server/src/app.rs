@@ -18,7 +18,9 @@ use crate::metrics::Metrics;
 use crate::push::labels::LabelCache;
 use crate::push::limits::IngestLimits;
 use crate::tail::TailHub;
-use crate::{detected, drilldown, metadata, otlp, patterns, push, query, status, tail, volume};
+use crate::{
+    detected, drilldown, legacy, metadata, otlp, patterns, push, query, status, tail, volume,
+};
 
 /// Label strings remembered by the push path; a few MiB at most.
 const LABEL_CACHE_STREAMS: usize = 16_384;
@@ -92,6 +94,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(metadata::labels).post(metadata::labels),
         )
         .route(
+            "/loki/api/v1/label",
+            get(metadata::labels).post(metadata::labels),
+        )
+        .route(
             "/loki/api/v1/label/{name}/values",
             get(metadata::label_values).post(metadata::label_values),
         )
@@ -129,6 +135,20 @@ pub fn router(app: Arc<App>) -> Router {
             get(patterns::handle).post(patterns::handle),
         )
         .route("/loki/api/v1/drilldown-limits", get(drilldown::limits))
+        .route("/api/prom/query", get(legacy::query).post(legacy::query))
+        .route(
+            "/api/prom/label",
+            get(metadata::legacy_labels).post(metadata::legacy_labels),
+        )
+        .route(
+            "/api/prom/label/{name}/values",
+            get(metadata::legacy_label_values).post(metadata::legacy_label_values),
+        )
+        .route(
+            "/api/prom/series",
+            get(metadata::series).post(metadata::series),
+        )
+        .route("/api/prom/tail", get(legacy::tail))
         .route("/ready", get(status::ready))
         .route("/loki/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/metrics", get(status::metrics))

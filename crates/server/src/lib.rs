@@ -15,6 +15,7 @@ pub mod config;
 pub mod detected;
 pub mod drilldown;
 pub mod error;
+pub mod legacy;
 pub mod metadata;
 pub mod metrics;
 pub mod otlp;

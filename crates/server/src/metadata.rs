@@ -40,12 +40,36 @@ struct LabelResponse {
     data: Vec<String>,
 }
 
-/// `GET|POST /loki/api/v1/labels`.
-pub async fn labels(State(app): State<Arc<App>>, p: Params) -> Response {
-    answer(label_names(&app, p).await)
+/// The label answer of the legacy `/api/prom/label` endpoints: `{"values":[...]}`, and
+/// `{}` when there is nothing.
+#[derive(Serialize)]
+struct LegacyLabelResponse {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    values: Vec<String>,
 }
 
-async fn label_names(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
+fn label_answer(data: Vec<String>, legacy: bool) -> Result<Bytes, QueryError> {
+    if legacy {
+        to_json(&LegacyLabelResponse { values: data })
+    } else {
+        to_json(&LabelResponse {
+            status: "success",
+            data,
+        })
+    }
+}
+
+/// `GET|POST /loki/api/v1/labels` (and `/loki/api/v1/label`).
+pub async fn labels(State(app): State<Arc<App>>, p: Params) -> Response {
+    answer(label_names(&app, p, false).await)
+}
+
+/// `GET|POST /api/prom/label`.
+pub async fn legacy_labels(State(app): State<Arc<App>>, p: Params) -> Response {
+    answer(label_names(&app, p, true).await)
+}
+
+async fn label_names(app: &Arc<App>, p: Params, legacy: bool) -> Result<Bytes, ApiError> {
     let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
     let (start, end) = p.bounds(now_nanos())?;
     let sel = optional_selector(&p)?;
@@ -55,10 +79,7 @@ async fn label_names(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
             .reader(&tenants)
             .label_names(sel.as_deref(), start, end)
             .map_err(storage)?;
-        to_json(&LabelResponse {
-            status: "success",
-            data,
-        })
+        label_answer(data, legacy)
     })
     .await
 }
@@ -69,10 +90,19 @@ pub async fn label_values(
     Path(name): Path<String>,
     p: Params,
 ) -> Response {
-    answer(values(&app, name, p).await)
+    answer(values(&app, name, p, false).await)
 }
 
-async fn values(app: &Arc<App>, name: String, p: Params) -> Result<Bytes, ApiError> {
+/// `GET|POST /api/prom/label/{name}/values`.
+pub async fn legacy_label_values(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    p: Params,
+) -> Response {
+    answer(values(&app, name, p, true).await)
+}
+
+async fn values(app: &Arc<App>, name: String, p: Params, legacy: bool) -> Result<Bytes, ApiError> {
     let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
     let (start, end) = p.bounds(now_nanos())?;
     let sel = optional_selector(&p)?;
@@ -82,10 +112,7 @@ async fn values(app: &Arc<App>, name: String, p: Params) -> Result<Bytes, ApiErr
             .reader(&tenants)
             .label_values(&name, sel.as_deref(), start, end)
             .map_err(storage)?;
-        to_json(&LabelResponse {
-            status: "success",
-            data,
-        })
+        label_answer(data, legacy)
     })
     .await
 }

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use logql::engine::{InstantQuery, QueryError, RangeQuery};
-use protocol::response::DataResponse;
+use protocol::response::{DataResponse, QueryResponse};
 use protocol::time::format_go_duration;
 
 use crate::app::App;
@@ -23,6 +23,18 @@ pub async fn query_range(State(app): State<Arc<App>>, p: Params) -> Response {
 }
 
 async fn range(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
+    let query = p.get("query").unwrap_or_default().to_string();
+    run_range(app, &p, query, to_json).await
+}
+
+/// Runs the range query `query` with the other parameters of `p`, the answer written by
+/// `encode`.
+pub async fn run_range(
+    app: &Arc<App>,
+    p: &Params,
+    query: String,
+    encode: fn(&QueryResponse) -> Result<Bytes, QueryError>,
+) -> Result<Bytes, ApiError> {
     let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
     let (start, end) = p.bounds(now_nanos())?;
     let limit = p.limit()?;
@@ -31,7 +43,6 @@ async fn range(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
     let interval = p.interval()?;
     let categorize_labels = p.categorize_labels();
     app.check_query_length(start, end)?;
-    let query = p.get("query").unwrap_or_default().to_string();
     app.run_query(move |app| {
         let reader = app.store.reader(&tenants);
         let q = RangeQuery {
@@ -45,7 +56,7 @@ async fn range(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
             categorize_labels,
         };
         let resp = app.engine.query_range(&reader, &q)?;
-        to_json(&resp)
+        encode(&resp)
     })
     .await
 }

@@ -9,6 +9,8 @@
 //! With `X-Loki-Response-Encoding-Flags: categorize-labels`, `stream` holds the stream's
 //! own labels, each value a third element with its structured metadata and parsed labels,
 //! and the frame `"encodingFlags":["categorize-labels"]`, as in query answers.
+//! `/api/prom/tail` is the same tail in the legacy frames of [`crate::legacy`]; both take
+//! Loki's `regexp` parameter.
 //! A tail that cannot keep up loses batches rather than slowing pushes; the loss is logged.
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use tokio::sync::broadcast;
 
 use crate::app::App;
 use crate::error::ApiError;
+use crate::legacy::{self, LegacyStreams};
 use crate::params::Params;
 use crate::query::now_nanos;
 use crate::tenant;
@@ -94,18 +97,24 @@ struct Tail {
     start: i64,
     limit: u32,
     categorize: bool,
+    legacy: bool,
 }
 
-/// The WebSocket handler. Parameters are checked before the upgrade, so a bad query is
-/// an ordinary 400.
+/// The WebSocket handler.
 pub async fn handle(State(app): State<Arc<App>>, ws: WebSocketUpgrade, p: Params) -> Response {
-    match request(&app, &p) {
+    serve(app, ws, p, false)
+}
+
+/// Checks the parameters before the upgrade, so a bad query is an ordinary 400, then
+/// tails; `legacy`: in the frames of `/api/prom/tail`.
+pub fn serve(app: Arc<App>, ws: WebSocketUpgrade, p: Params, legacy: bool) -> Response {
+    match request(&app, &p, legacy) {
         Ok(t) => ws.on_upgrade(move |socket| run(app, socket, t)),
         Err(e) => e.into_response(),
     }
 }
 
-fn request(app: &App, p: &Params) -> Result<Tail, ApiError> {
+fn request(app: &App, p: &Params, legacy: bool) -> Result<Tail, ApiError> {
     // Browsers cannot set headers on a WebSocket: the tenant may come as `orgId`.
     let mut headers = p.headers.clone();
     if let Some(org) = p.get("orgId")
@@ -115,7 +124,7 @@ fn request(app: &App, p: &Params) -> Result<Tail, ApiError> {
         headers.insert("x-scope-orgid", v);
     }
     let tenants = tenant::read_tenants(app.config.auth, &headers)?;
-    let query = p.get("query").unwrap_or_default().to_string();
+    let query = legacy::query_with_regexp(p)?;
     let log = match logql::parse(&query) {
         Ok(Expr::Log(l)) => l,
         Ok(Expr::Sample(_)) => {
@@ -147,7 +156,8 @@ fn request(app: &App, p: &Params) -> Result<Tail, ApiError> {
         tenants,
         start,
         limit,
-        categorize: p.categorize_labels(),
+        categorize: !legacy && p.categorize_labels(),
+        legacy,
     })
 }
 
@@ -184,7 +194,7 @@ async fn run(app: Arc<App>, mut socket: WebSocket, t: Tail) {
                 for s in &mut streams {
                     s.entries.reverse();
                 }
-                if send(&mut socket, &streams, t.categorize).await.is_err() {
+                if send(&mut socket, &streams, &t).await.is_err() {
                     return;
                 }
             }
@@ -210,7 +220,7 @@ async fn run(app: Arc<App>, mut socket: WebSocket, t: Tail) {
             },
             _ = tick.tick() => {
                 if !pending.is_empty() {
-                    if send(&mut socket, &pending, t.categorize).await.is_err() {
+                    if send(&mut socket, &pending, &t).await.is_err() {
                         break;
                     }
                     pending.clear();
@@ -268,16 +278,19 @@ fn collect(t: &Tail, pipeline: &Pipeline, b: &TailBatch, out: &mut Vec<Stream>) 
     }
 }
 
-async fn send(
-    socket: &mut WebSocket,
-    streams: &[Stream],
-    categorize: bool,
-) -> Result<(), axum::Error> {
-    let mut frame = json!({
-        "streams": streams,
-        "dropped_entries": null,
-    });
-    if categorize {
+async fn send(socket: &mut WebSocket, streams: &[Stream], t: &Tail) -> Result<(), axum::Error> {
+    let mut frame = if t.legacy {
+        json!({
+            "streams": LegacyStreams(streams),
+            "dropped_entries": null,
+        })
+    } else {
+        json!({
+            "streams": streams,
+            "dropped_entries": null,
+        })
+    };
+    if t.categorize {
         frame["encodingFlags"] = json!(["categorize-labels"]);
     }
     socket.send(Message::Text(frame.to_string().into())).await
