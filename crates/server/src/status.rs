@@ -150,7 +150,7 @@ fn store_metrics(m: &store::StoreMetrics) -> String {
             m.compactions,
         ),
     ];
-    let gauges: [(&str, &str, u64); 6] = [
+    let gauges: [(&str, &str, u64); 7] = [
         (
             "kiroku_store_head_entries",
             "Entries held in memory.",
@@ -166,6 +166,11 @@ fn store_metrics(m: &store::StoreMetrics) -> String {
             "kiroku_store_part_bytes",
             "Bytes of part files.",
             m.part_bytes,
+        ),
+        (
+            "kiroku_store_filter_cache_bytes",
+            "Bytes of block filters kept in memory for queries.",
+            m.filter_cache_bytes,
         ),
         ("kiroku_store_streams", "Streams known.", m.streams),
         ("kiroku_store_tenants", "Tenants with data.", m.tenants),

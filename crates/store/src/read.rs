@@ -329,12 +329,7 @@ impl logql::Source for Reader {
                 if srcs.is_empty() {
                     continue;
                 }
-                out.push(Box::new(Cursor::new(
-                    self.shared.clone(),
-                    self.labels_of(t, &labels),
-                    srcs,
-                    req,
-                )));
+                out.push(Box::new(Cursor::new(self.labels_of(t, &labels), srcs, req)));
             }
         }
         Ok(out)

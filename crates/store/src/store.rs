@@ -7,6 +7,7 @@
 //! wait for either thread's I/O.
 
 mod commit;
+pub(crate) mod filters;
 pub(crate) mod flush;
 pub(crate) mod maintain;
 
@@ -55,6 +56,9 @@ pub(crate) struct LoadedPart {
     pub retired: AtomicBool,
     /// Where its template tables are kept once read.
     tables: Arc<TableCache>,
+    /// Where its block filters are kept once read, under its number.
+    filters: Arc<filters::FilterCache>,
+    number: u64,
 }
 
 /// Decoded template tables of all parts, read when a query first needs them and kept
@@ -137,6 +141,7 @@ impl Drop for LoadedPart {
     fn drop(&mut self) {
         // Out of the view and of every query: its tables will not be read again.
         self.tables.forget(&self.part.key);
+        self.filters.forget(self.number);
         if self.retired.load(Ordering::SeqCst)
             && let Err(e) = self.store.delete(&self.part.key)
         {
@@ -153,7 +158,27 @@ impl LoadedPart {
             store: shared.parts.clone(),
             retired: AtomicBool::new(false),
             tables: shared.tables.clone(),
+            filters: shared.filters.clone(),
+            number: filters::part_number(),
         }
+    }
+
+    /// `test` applied to the filter of block `block`, which is read (through `io`) on
+    /// first use.
+    pub fn test_filter(
+        &self,
+        block: u32,
+        io: &mut Vec<u8>,
+        test: impl Fn(&[u8]) -> bool,
+    ) -> Result<bool, StoreError> {
+        if let Some(r) = self.filters.test(self.number, block, &test) {
+            return Ok(r);
+        }
+        let (off, len) = self.part.index.blocks[block as usize].filter_range();
+        self.store
+            .read_at(&self.part.key, self.part.size, off, len, io)?;
+        self.filters.put(self.number, block, io);
+        Ok(test(io))
     }
 
     /// Template table `i`, read on first use.
@@ -266,6 +291,7 @@ pub(crate) struct Shared {
     /// of 1 MiB would otherwise map, fault in and unmap a fresh megabyte every time.
     pub record_pool: Mutex<Vec<Vec<u8>>>,
     pub tables: Arc<TableCache>,
+    pub filters: Arc<filters::FilterCache>,
 }
 
 /// Record buffers kept for reuse at most, and the largest kept (bigger ones are freed).
@@ -402,6 +428,7 @@ pub struct StoreMetrics {
     pub head_bytes: u64,
     pub parts: u64,
     pub part_bytes: u64,
+    pub filter_cache_bytes: u64,
     pub streams: u64,
     pub tenants: u64,
 }
@@ -453,6 +480,7 @@ impl Store {
             budget_unmet: std::sync::atomic::AtomicBool::new(false),
             record_pool: Mutex::new(Vec::new()),
             tables: Arc::default(),
+            filters: Arc::default(),
             cfg,
         });
         flush::load_parts(&shared)?;
@@ -727,6 +755,7 @@ impl Store {
             head_bytes,
             parts,
             part_bytes,
+            filter_cache_bytes: self.shared.filters.bytes() as u64,
             streams: tenants
                 .by_num
                 .iter()

@@ -277,6 +277,11 @@ fn blocks_are_skipped_by_time_and_by_required_text() {
         500,
         "only the needle's block is read"
     );
+    // The filters read are kept, and the same answer comes from them.
+    let kept = store.metrics().filter_cache_bytes;
+    assert!(kept > 0);
+    assert_eq!(count_with(&store, Some(&needle)), 500);
+    assert_eq!(store.metrics().filter_cache_bytes, kept, "each read once");
     let exact = RequiredText::Literal {
         text: "7f3a9c2e-needle".into(),
         case_insensitive: false,

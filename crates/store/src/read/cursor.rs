@@ -21,7 +21,6 @@ use protocol::Labels;
 use crate::block::BlockDecoder;
 use crate::head::{HeadChunk, LineIndex};
 use crate::read::{SourceRef, Src};
-use crate::store::Shared;
 
 /// Why a source could not be opened.
 enum Gone {
@@ -38,7 +37,6 @@ thread_local! {
 const BATCH: usize = 8192;
 
 pub struct Cursor {
-    shared: Arc<Shared>,
     labels: Labels,
     srcs: Vec<Src>,
     next: usize,
@@ -103,17 +101,11 @@ impl Open {
 }
 
 impl Cursor {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        labels: Labels,
-        mut srcs: Vec<Src>,
-        req: &Select<'_>,
-    ) -> Cursor {
+    pub(crate) fn new(labels: Labels, mut srcs: Vec<Src>, req: &Select<'_>) -> Cursor {
         if req.direction == Direction::Backward {
             srcs.sort_by(|a, b| b.max_ts.cmp(&a.max_ts).then(b.min_ts.cmp(&a.min_ts)));
         }
         Cursor {
-            shared,
             labels,
             srcs,
             next: 0,
@@ -191,9 +183,6 @@ impl Cursor {
             SourceRef::Head(c) => Data::Head(c.clone()),
             SourceRef::Block { part, block } => {
                 let meta = &part.part.index.blocks[*block as usize];
-                let key = &part.part.key;
-                let size = part.part.size;
-                let store = &self.shared.parts;
                 let err = |e: crate::StoreError| match e {
                     crate::StoreError::PartGone(_) => Gone::Gone,
                     e => Gone::Err(SourceError::Storage(e.to_string())),
@@ -201,11 +190,12 @@ impl Cursor {
                 if let Some(req) = &self.required
                     && meta.filter_len > 0
                 {
-                    let (off, len) = meta.filter_range();
-                    store
-                        .read_at(key, size, off, len, &mut self.io)
-                        .map_err(err)?;
-                    if !crate::filter::may_match(&self.io, req, meta.filter_templates) {
+                    let may_match =
+                        |f: &[u8]| crate::filter::may_match(f, req, meta.filter_templates);
+                    if !part
+                        .test_filter(*block, &mut self.io, may_match)
+                        .map_err(err)?
+                    {
                         return Ok(None);
                     }
                 }
