@@ -118,17 +118,23 @@ impl TableCache {
         c.drop_where(|k, j| j == i && k == key);
         let size = t.size();
         while c.bytes + size > TABLE_CACHE_BYTES && !c.tables.is_empty() {
-            c.seed = c
-                .seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let pick = (c.seed >> 33) as usize % c.tables.len();
+            let n = c.tables.len();
+            let pick = random_below(&mut c.seed, n);
             let (_, _, old) = c.tables.swap_remove(pick);
             c.bytes -= old.size();
         }
         c.bytes += size;
         c.tables.push((key.clone(), i, t));
     }
+}
+
+/// A number below `n` from the generator state `seed` (a linear congruential generator:
+/// the caches only need their picks spread out, not unpredictable).
+pub(crate) fn random_below(seed: &mut u64, n: usize) -> usize {
+    *seed = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*seed >> 33) as usize % n
 }
 
 impl std::fmt::Debug for dyn PartStore {

@@ -76,11 +76,8 @@ impl FilterCache {
         }
         let size = filter.len() + ENTRY_OVERHEAD;
         while c.bytes + size > budget && !c.entries.is_empty() {
-            c.seed = c
-                .seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let pick = (c.seed >> 33) as usize % c.entries.len();
+            let n = c.entries.len();
+            let pick = super::random_below(&mut c.seed, n);
             c.remove_at(pick);
         }
         c.bytes += size;
