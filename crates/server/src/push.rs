@@ -36,8 +36,13 @@ use body::{BodyError, Format};
 use labels::StreamLabels;
 use limits::{Rejections, reason};
 
-/// Bodies larger than this are decompressed and decoded off the async workers.
-pub(crate) const INLINE_BODY_BYTES: usize = 256 << 10;
+/// Bodies larger than this are decompressed, decoded and validated off the async workers
+/// (`block_in_place`). Smaller ones, which includes the 1 MiB batches of Promtail and
+/// Alloy, are handled on the worker: a few milliseconds of work, and handing a worker's
+/// tasks to a new thread for each push spreads the pushes' buffers over a dozen threads,
+/// each keeping the memory it freed in its own glibc heap (peak RSS in the ingest bench
+/// 119–124 MiB against 111–115 with the batches handled in place, the CPU the same).
+pub(crate) const INLINE_BODY_BYTES: usize = 2 << 20;
 
 /// The push handler.
 pub async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
