@@ -526,11 +526,12 @@ fn legacy_read_endpoints_answer_in_the_old_shapes() {
             ("end", &e),
             ("limit", "10"),
         ],
-        &[],
+        &[("X-Loki-Response-Encoding-Flags", "categorize-labels")],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
-    // Each label set a stream, times in RFC 3339.
+    // Each label set a stream, times in RFC 3339; the old shape cannot categorize labels,
+    // so structured metadata stays among them.
     assert_eq!(
         v["streams"],
         json!([

@@ -39,7 +39,8 @@ async fn log_query(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
     if let Ok(Expr::Sample(_)) = logql::parse(&query) {
         return Err(ApiError::bad_request(ONLY_STREAMS));
     }
-    run_range(app, &p, query, encode_query).await
+    // The old shape has nowhere to put categorized labels: they stay in the stream's.
+    run_range(app, &p, query, false, encode_query).await
 }
 
 /// The `query` parameter with the `regexp` parameter, when there is one, added to its

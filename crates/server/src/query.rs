@@ -24,7 +24,7 @@ pub async fn query_range(State(app): State<Arc<App>>, p: Params) -> Response {
 
 async fn range(app: &Arc<App>, p: Params) -> Result<Bytes, ApiError> {
     let query = p.get("query").unwrap_or_default().to_string();
-    run_range(app, &p, query, to_json).await
+    run_range(app, &p, query, p.categorize_labels(), to_json).await
 }
 
 /// Runs the range query `query` with the other parameters of `p`, the answer written by
@@ -33,6 +33,7 @@ pub async fn run_range(
     app: &Arc<App>,
     p: &Params,
     query: String,
+    categorize_labels: bool,
     encode: fn(&QueryResponse) -> Result<Bytes, QueryError>,
 ) -> Result<Bytes, ApiError> {
     let tenants = tenant::read_tenants(app.config.auth, &p.headers)?;
@@ -41,7 +42,6 @@ pub async fn run_range(
     let direction = p.direction()?;
     let step = p.step()?;
     let interval = p.interval()?;
-    let categorize_labels = p.categorize_labels();
     app.check_query_length(start, end)?;
     app.run_query(move |app| {
         let reader = app.store.reader(&tenants);
