@@ -171,7 +171,6 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
-/// `250ms`, `1s`, `10m`, `1h`, or a plain number of seconds.
 /// A size of at least one byte.
 fn parse_positive_bytes(s: &str) -> Result<u64, String> {
     parse_bytes(s).and_then(|n| match n {
@@ -195,6 +194,7 @@ fn parse_glob(s: &str) -> Result<String, String> {
         .map_err(|e| format!("{s:?} is not a valid glob: {e}"))
 }
 
+/// `250ms`, `1s`, `10m`, `1h`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if let Ok(secs) = t.parse::<f64>()

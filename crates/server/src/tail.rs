@@ -279,17 +279,15 @@ fn collect(t: &Tail, pipeline: &Pipeline, b: &TailBatch, out: &mut Vec<Stream>) 
 }
 
 async fn send(socket: &mut WebSocket, streams: &[Stream], t: &Tail) -> Result<(), axum::Error> {
-    let mut frame = if t.legacy {
-        json!({
-            "streams": LegacyStreams(streams),
-            "dropped_entries": null,
-        })
+    let streams = if t.legacy {
+        json!(LegacyStreams(streams))
     } else {
-        json!({
-            "streams": streams,
-            "dropped_entries": null,
-        })
+        json!(streams)
     };
+    let mut frame = json!({
+        "streams": streams,
+        "dropped_entries": null,
+    });
     if t.categorize {
         frame["encodingFlags"] = json!(["categorize-labels"]);
     }
