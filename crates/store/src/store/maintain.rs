@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use crate::DiskBudget;
+use crate::part::PartKey;
 use crate::store::{LoadedPart, Shared, now_ns};
 
 pub(crate) const INTERVAL: Duration = Duration::from_secs(30);
@@ -53,6 +54,10 @@ pub(crate) fn pass(shared: &Shared) {
 }
 
 /// Deletes parts whose newest entry is older than the retention period.
+///
+/// A compacted part takes the parts it replaced with it, should they still be in the part
+/// store (in a bucket, until their grace period is over): their entries are among its own,
+/// so they are past the period too, and no later listing has to find them again.
 pub(crate) fn enforce_retention(shared: &Shared) {
     let Some(r) = shared.cfg.retention.filter(|r| *r > 0) else {
         return;
@@ -65,6 +70,16 @@ pub(crate) fn enforce_retention(shared: &Shared) {
     for p in expired {
         tracing::info!(part = %p.part.key, "deleting a part past the retention period");
         delete_part(shared, &p);
+        for name in &p.part.index.supersedes {
+            let key = PartKey {
+                tenant: p.part.key.tenant.clone(),
+                day: p.part.key.day,
+                name: name.clone(),
+            };
+            if let Err(e) = shared.parts.delete(&key) {
+                tracing::warn!(part = %key, error = %e, "deleting a replaced part failed; retrying later");
+            }
+        }
     }
 }
 
