@@ -1,8 +1,8 @@
 //! Sending batches: `POST /loki/api/v1/push` with a snappy protobuf body, to kiroku or any
 //! Loki. Network errors, 429 and 5xx are retried with exponential backoff (honouring
 //! `Retry-After`) for as long as it takes — the disk buffer holds what waits meanwhile;
-//! any other 4xx means the server will never take the batch: it is logged, counted and
-//! dropped.
+//! any other 4xx means the server will never take the batch, or some of its lines: it is
+//! logged and not sent again, and the lines refused are counted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,6 +82,8 @@ enum Attempt {
     Reject {
         status: StatusCode,
         why: String,
+        /// Entries the answer says were refused; `None` when it does not say.
+        refused: Option<u64>,
     },
 }
 
@@ -188,10 +190,21 @@ impl Pusher {
             }
             match self.attempt(body.clone()).await {
                 Ok(()) => return Outcome::Sent,
-                Err(Attempt::Reject { status, why }) => {
-                    self.metrics.lines_dropped.add(u64::from(lines));
-                    tracing::error!(status = status.as_u16(), lines, reason = %why,
-                        "server refused a batch; its lines are dropped (kiroku_agent_lines_dropped_total)");
+                Err(Attempt::Reject {
+                    status,
+                    why,
+                    refused,
+                }) => {
+                    let lines = u64::from(lines);
+                    let refused = refused.map_or(lines, |n| n.min(lines));
+                    self.metrics.lines_dropped.add(refused);
+                    if refused < lines {
+                        tracing::error!(status = status.as_u16(), refused, lines, reason = %why,
+                            "server refused some lines of a batch and stored the rest; the refused lines are dropped (kiroku_agent_lines_dropped_total)");
+                    } else {
+                        tracing::error!(status = status.as_u16(), lines, reason = %why,
+                            "server refused a batch; its lines are dropped (kiroku_agent_lines_dropped_total)");
+                    }
                     return Outcome::Rejected;
                 }
                 Err(Attempt::Retry { after, why }) => {
@@ -263,7 +276,11 @@ impl Pusher {
         } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             Err(Attempt::Retry { after, why })
         } else {
-            Err(Attempt::Reject { status, why })
+            Err(Attempt::Reject {
+                status,
+                why,
+                refused: refused_entries(&text),
+            })
         }
     }
 }
@@ -333,6 +350,44 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     (when.with_timezone(&chrono::Utc) - now).to_std().ok()
 }
 
+/// How many entries a 4xx answer says were refused. Loki and kiroku store the valid
+/// streams of a push and answer 400 with the refused ones grouped by message:
+/// `N errors like: <message>` joined with `; ` (kiroku may end with `; and N more rejected
+/// entries`), or one bare message when a single entry was refused, which names its stream.
+/// `None` when the answer says neither (a body refused whole, a proxy's error page).
+///
+/// Loki counts an error of a stream's labels once for all the stream's entries; such
+/// answers count low. kiroku counts entries.
+fn refused_entries(text: &str) -> Option<u64> {
+    const GROUP: &str = " errors like: ";
+    const REST: &str = "; and ";
+    let mut total = 0u64;
+    let mut found = false;
+    for (at, _) in text.match_indices(GROUP) {
+        let head = &text[..at];
+        let digits = head.len() - head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        if let Ok(n) = head[head.len() - digits..].parse::<u64>() {
+            total = total.saturating_add(n);
+            found = true;
+        }
+    }
+    if let Some(at) = text.rfind(REST)
+        && let Some(n) = text[at + REST.len()..]
+            .strip_suffix(" more rejected entries")
+            .and_then(|n| n.parse::<u64>().ok())
+    {
+        total = total.saturating_add(n);
+        found = true;
+    }
+    if found {
+        Some(total)
+    } else if text.contains("stream '") {
+        Some(1)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +407,18 @@ mod tests {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert!(parse_retry_after("soon").is_none());
+    }
+
+    #[test]
+    fn refused_entries_are_read_from_the_answer() {
+        let one = "entry for stream '{app=\"a\"}' has timestamp too old: 2026-11-20T08:00:00Z, oldest acceptable timestamp is: 2026-11-20T09:00:00Z";
+        assert_eq!(refused_entries(one), Some(1));
+        let grouped = "3 errors like: max entry size '10' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '11' bytes; 12 errors like: entry for stream '{a=\"c\"}' has 16 label names; limit 15";
+        assert_eq!(refused_entries(grouped), Some(15));
+        let more = format!("{grouped}; and 40 more rejected entries");
+        assert_eq!(refused_entries(&more), Some(55));
+        assert_eq!(refused_entries("snappy: corrupt input"), None);
+        assert_eq!(refused_entries(""), None);
+        assert_eq!(refused_entries("<html>400 Bad Request</html>"), None);
     }
 }

@@ -260,3 +260,52 @@ fn agent_to_server_every_line_queryable_with_labels_across_a_server_outage() {
             .is_some_and(|s| s.success())
     );
 }
+
+/// A push the server takes in part (lines over its `--max-line-size`): the agent counts as
+/// dropped only the lines the server refused, and the others are stored.
+#[test]
+fn a_partly_refused_batch_counts_only_the_refused_lines() {
+    let dir = TempDir::new("agent-partial");
+    let srv = Server::start(&["--max-line-size", "64B"]);
+    let log = dir.path().join("app.log");
+    let long = "x".repeat(100);
+    append(
+        &log,
+        &format!("short-1\n{long} 1\nshort-2\n{long} 2\nshort-3\n"),
+    );
+    let glob = log.to_string_lossy().into_owned();
+    let start = now_ns() - 60_000_000_000;
+    let agent = TestAgent::start(
+        Path::new(env!("CARGO_BIN_EXE_kiroku")),
+        dir.path(),
+        &format!("http://{}", srv.addr),
+        &["--mode", "files", "--files", &glob],
+        WAIT,
+    );
+    let stored = wait_for(WAIT, || {
+        let mut lines: Vec<String> = query(
+            &srv,
+            r#"{filename=~".+"}"#,
+            start,
+            now_ns() + 60_000_000_000,
+        )
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+        lines.sort();
+        (lines.len() == 3).then_some(lines)
+    })
+    .unwrap_or_else(|| panic!("short lines not stored:\n{}", agent.proc.output()));
+    assert_eq!(stored, ["short-1", "short-2", "short-3"]);
+    wait_for(WAIT, || {
+        (agent.metric("kiroku_agent_lines_dropped_total") >= 2.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("drops not counted:\n{}", agent.proc.output()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.metric("kiroku_agent_lines_dropped_total"), 2.0);
+    assert!(
+        agent.proc.output().contains("stored the rest"),
+        "{}",
+        agent.proc.output()
+    );
+}
