@@ -98,20 +98,37 @@ impl QueryPrinter {
         }
     }
 
-    /// The labels shared by all streams of the first page, once known (for `Common labels:`).
+    /// The labels shared by all streams printed so far, once known (for `Common labels:`).
     pub fn common(&self) -> Option<&Labels> {
         self.common.as_ref().filter(|c| !c.is_empty())
     }
 
-    /// Fixes the common labels from the first non-empty page (so they can be announced
-    /// before its lines); later calls change nothing.
-    pub fn fix_common(&mut self, lines: &[LogLine]) {
-        if self.common.is_none() && !lines.is_empty() && self.format == Format::Default {
-            self.common = Some(common_labels(lines));
+    /// Sets the common labels from the first non-empty page (so they can be announced
+    /// before its lines), then narrows them to those later pages share too: streams that
+    /// lack one can arrive later, as while following. Returns whether they changed, with
+    /// whether that was a narrowing (then even none left is news).
+    pub fn update_common(&mut self, lines: &[LogLine]) -> Option<Change> {
+        if lines.is_empty() || self.format != Format::Default {
+            return None;
         }
+        let page = common_labels(lines);
+        let Some(c) = &self.common else {
+            self.common = Some(page);
+            return Some(Change::Set);
+        };
+        let kept: Vec<_> = c
+            .iter()
+            .filter(|l| page.get(&l.name) == Some(l.value.as_str()))
+            .cloned()
+            .collect();
+        if kept.len() == c.len() {
+            return None;
+        }
+        self.common = Some(Labels::from_sorted(kept));
+        Some(Change::Narrowed)
     }
 
-    /// Prints one page. The first non-empty page fixes the common labels.
+    /// Prints one page, after updating the common labels with it.
     pub fn page(&mut self, out: &mut impl Write, lines: &[LogLine]) -> io::Result<()> {
         if lines.is_empty() {
             return Ok(());
@@ -129,7 +146,7 @@ impl QueryPrinter {
                 }
             }
             Format::Default => {
-                self.fix_common(lines);
+                self.update_common(lines);
                 let mut shown: Vec<(String, &LogLine)> = Vec::with_capacity(lines.len());
                 let mut last: Option<(&Labels, String)> = None;
                 for l in lines {
@@ -193,6 +210,13 @@ impl QueryPrinter {
     }
 }
 
+/// How [`QueryPrinter::update_common`] changed the common labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Set,
+    Narrowed,
+}
+
 /// The `name="value"` pairs that every line's stream has. With a single stream that is all
 /// of its labels, and lines show none.
 pub fn common_labels(lines: &[LogLine]) -> Labels {
@@ -242,6 +266,38 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "2026-11-20T10:20:00.123Z {pod=\"api-1\"}  one\n2026-11-20T10:20:00.122Z {pod=\"api-22\"} two\n"
         );
+    }
+
+    #[test]
+    fn later_streams_narrow_the_common_labels() {
+        let a = Arc::new(Labels::from_pairs([("app", "api"), ("pod", "api-1")]));
+        let b = Arc::new(Labels::from_pairs([("app", "api"), ("pod", "api-2")]));
+        let c = Arc::new(Labels::from_pairs([("job", "cron")]));
+        let mut p = QueryPrinter::new(Format::Default, false, Timezone::Utc, false);
+        assert_eq!(p.update_common(&[line(T, &a, "one")]), Some(Change::Set));
+        assert_eq!(
+            p.common().unwrap().to_string(),
+            r#"{app="api", pod="api-1"}"#
+        );
+        assert_eq!(p.update_common(&[line(T, &a, "again")]), None);
+        let mut out = Vec::new();
+        p.page(&mut out, &[line(T, &a, "one")]).unwrap();
+        assert_eq!(
+            p.update_common(&[line(T, &b, "two")]),
+            Some(Change::Narrowed)
+        );
+        assert_eq!(p.common().unwrap().to_string(), r#"{app="api"}"#);
+        p.page(&mut out, &[line(T, &b, "two"), line(T, &a, "three")])
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with("{pod=\"api-2\"} two\n2026-11-20T10:20:00.123Z {pod=\"api-1\"} three\n")
+        );
+        assert_eq!(
+            p.update_common(&[line(T, &c, "four")]),
+            Some(Change::Narrowed)
+        );
+        assert!(p.common().is_none());
     }
 
     #[test]

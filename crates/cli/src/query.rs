@@ -10,7 +10,7 @@ use crate::client::{Client, Direction, RangeRequest};
 use crate::colour::ColorChoice;
 use crate::connection::Connection;
 use crate::error::ClientError;
-use crate::output::{Format, QueryPrinter, Timezone};
+use crate::output::{Change, Format, QueryPrinter, Timezone};
 use crate::paging::{LogLine, Pager, Seen, flatten};
 use crate::progress::Progress;
 use crate::range::{Bounds, TimeRange, now_nanos};
@@ -185,14 +185,17 @@ pub async fn run(a: Args) -> Result<(), ClientError> {
     .await
 }
 
-/// Prints logcli's `Common labels: {…}` on stderr once, before the first lines.
+/// Prints logcli's `Common labels: {…}` on stderr before the first lines, and again when
+/// lines of a stream without one of them arrive later.
 fn announce_common(printer: &mut QueryPrinter, lines: &[LogLine], quiet: bool) {
-    if printer.common().is_some() || lines.is_empty() {
+    let change = printer.update_common(lines);
+    if quiet {
         return;
     }
-    printer.fix_common(lines);
-    if !quiet && let Some(c) = printer.common() {
-        eprintln!("Common labels: {c}");
+    match (change, printer.common()) {
+        (Some(_), Some(c)) => eprintln!("Common labels: {c}"),
+        (Some(Change::Narrowed), None) => eprintln!("Common labels: {{}}"),
+        _ => {}
     }
 }
 

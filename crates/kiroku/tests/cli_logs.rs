@@ -269,7 +269,10 @@ struct Lines(mpsc::Receiver<String>);
 
 impl Lines {
     fn of(child: &mut std::process::Child) -> Lines {
-        let out = child.stdout.take().unwrap();
+        Lines::read(child.stdout.take().unwrap())
+    }
+
+    fn read(out: impl std::io::Read + Send + 'static) -> Lines {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for l in BufReader::new(out).lines().map_while(Result::ok) {
@@ -361,6 +364,58 @@ fn query_follow_prints_the_last_lines_oldest_first_then_new_ones() {
         &["web-1 c", "web-1 d err", "web-1 e"],
         &stream("shop", "web-1", "app", "stdout"),
     );
+}
+
+/// `Common labels:` is said again, narrowed, when lines of a stream without one of them
+/// arrive while following, and the lines show the labels it no longer covers.
+#[test]
+fn query_follow_narrows_the_common_labels_when_a_new_stream_arrives() {
+    let f = fixture();
+    let mut child = cli_command(
+        bin(),
+        &["query", r#"{pod="web-2"}"#, "-f", "--addr", f.server.addr()],
+        &[],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = Lines::of(&mut child);
+    let err = Lines::read(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = out.take(1, deadline);
+    assert!(first[0].ends_with(" web-2 a"), "{first:?}");
+    let said = err.take(1, deadline);
+    assert!(
+        said[0].starts_with("Common labels: {") && said[0].contains(r#"stream="stdout""#),
+        "{said:?}"
+    );
+    // Pushed until the tail brings it (the tail may start after the first push).
+    let mut got = Vec::new();
+    for i in 0..10 {
+        push(
+            f.server.addr(),
+            None,
+            &[PushStream {
+                labels: &stream("shop", "web-2", "app", "stderr"),
+                entries: vec![(now(), format!("web-2 live {i}"))],
+            }],
+        )
+        .unwrap();
+        got = out.take(1, Instant::now() + Duration::from_secs(2));
+        if !got.is_empty() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        got.first()
+            .is_some_and(|l| l.contains(r#"{stream="stderr"} web-2 live"#)),
+        "{got:?}"
+    );
+    let narrowed = err.take(1, deadline);
+    assert_eq!(narrowed, [said[0].replace(r#", stream="stdout""#, "")]);
 }
 
 #[test]
