@@ -100,6 +100,56 @@ pub(crate) fn block_end(data: &[u8], open: u8, close: u8) -> Option<usize> {
     None
 }
 
+/// The ends of the objects in one line, each found once. Walking nested objects finds each
+/// one's end with [`block_end`], which scans all of it: at every level again, so a line
+/// nested thousands deep took seconds (quadratic in its length). The scan for an object
+/// here also remembers the ends of the objects inside it. That scan, from the `{` of an
+/// inner object on, is the scan [`block_end`] would make from there, so the ends are the
+/// same, malformed lines included.
+#[derive(Debug, Default)]
+pub(crate) struct ObjectEnds {
+    /// Line offset of a `{` → line offset just after its `}`.
+    ends: std::collections::HashMap<usize, usize>,
+    open: Vec<usize>,
+}
+
+impl ObjectEnds {
+    fn clear(&mut self) {
+        if !self.ends.is_empty() {
+            self.ends.clear();
+        }
+    }
+
+    /// `block_end(data, b'{', b'}')` for the object at the start of `data`, which starts at
+    /// offset `at` of the line.
+    fn end(&mut self, data: &[u8], at: usize) -> Option<usize> {
+        if let Some(&e) = self.ends.get(&at) {
+            return Some(e - at);
+        }
+        self.open.clear();
+        let mut i = 0;
+        while let Some(off) = memchr::memchr3(b'"', b'{', b'}', &data[i..]) {
+            i += off;
+            match data[i] {
+                b'"' => {
+                    let (se, _) = string_end(&data[i + 1..])?;
+                    i += se;
+                }
+                b'{' => self.open.push(i),
+                _ => {
+                    let inner = self.open.pop()?;
+                    if self.open.is_empty() {
+                        return Some(i + 1);
+                    }
+                    self.ends.insert(at + inner, at + i + 1);
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
 fn token_end(data: &[u8]) -> usize {
     data.iter()
         .position(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t' | b',' | b'}' | b']'))
@@ -109,6 +159,15 @@ fn token_end(data: &[u8]) -> usize {
 /// The value at the start of `data` (after whitespace): its bytes (a string without its
 /// quotes), its kind, and where it ends.
 pub(crate) fn get_value(data: &[u8]) -> Result<(&[u8], Kind, usize), ScanError> {
+    get_value_in(data, None)
+}
+
+/// [`get_value`], with the ends of objects taken from `ends` when given (`base`: where
+/// `data` starts in the line).
+fn get_value_in<'d>(
+    data: &'d [u8],
+    ends: Option<(&mut ObjectEnds, usize)>,
+) -> Result<(&'d [u8], Kind, usize), ScanError> {
     let off = next_token(data).ok_or(ScanError::MalformedJson)?;
     let rest = &data[off..];
     match rest[0] {
@@ -121,7 +180,11 @@ pub(crate) fn get_value(data: &[u8]) -> Result<(&[u8], Kind, usize), ScanError> 
             Ok((&rest[..end], Kind::Array, off + end))
         }
         b'{' => {
-            let end = block_end(rest, b'{', b'}').ok_or(ScanError::MalformedObject)?;
+            let end = match ends {
+                Some((ends, base)) => ends.end(rest, base + off),
+                None => block_end(rest, b'{', b'}'),
+            }
+            .ok_or(ScanError::MalformedObject)?;
             Ok((&rest[..end], Kind::Object, off + end))
         }
         c => {
@@ -188,6 +251,18 @@ impl Members {
         data: &'d [u8],
         key_buf: &'d mut Vec<u8>,
     ) -> Result<Option<(&'d [u8], &'d [u8], Kind)>, ScanError> {
+        self.next_in(data, key_buf, None)
+    }
+
+    /// [`Members::next`], with the ends of objects taken from `ends` (`base`: where `data`
+    /// starts in the line).
+    #[allow(clippy::type_complexity)]
+    fn next_in<'d>(
+        &mut self,
+        data: &'d [u8],
+        key_buf: &'d mut Vec<u8>,
+        ends: Option<(&mut ObjectEnds, usize)>,
+    ) -> Result<Option<(&'d [u8], &'d [u8], Kind)>, ScanError> {
         if self.done {
             return Ok(None);
         }
@@ -231,7 +306,7 @@ impl Members {
             return Err(ScanError::MalformedJson);
         }
         off += 1;
-        let (value, kind, end) = get_value(&data[off..])?;
+        let (value, kind, end) = get_value_in(&data[off..], ends.map(|(e, base)| (e, base + off)))?;
         self.off = off;
         self.value_end = Some(end);
         Ok(Some((key, value, kind)))
@@ -312,15 +387,19 @@ pub(crate) fn push_json_string(out: &mut String, raw: &[u8], scratch: &mut Vec<u
 /// objects flattened with `_`, arrays and nulls ignored.
 #[derive(Debug, Default)]
 pub(crate) struct JsonParser {
-    /// Key parts of the enclosing objects: byte ranges into `parts`.
-    prefix: Vec<(usize, usize)>,
-    parts: Vec<u8>,
     key_buf: Vec<u8>,
+    /// The flattened name of the enclosing objects' keys; a member's name while it is
+    /// looked at, cut back after.
     name: String,
     scratch: Vec<u8>,
     /// The objects around the one being walked.
     outer: Vec<Outer>,
+    ends: ObjectEnds,
 }
+
+/// Objects nested this deep or deeper find their ends in [`ObjectEnds`]; those above
+/// scan for them, each scan costing at most a pass over the line.
+const DEEP: usize = 8;
 
 /// An object whose walk waits while a member of it is walked.
 #[derive(Debug)]
@@ -328,8 +407,8 @@ struct Outer {
     /// Its range in the line.
     at: (usize, usize),
     members: Members,
-    /// The length of `parts` before the member's key.
-    parts: usize,
+    /// The length of the name before the member's key.
+    name: usize,
 }
 
 /// Why scanning stopped early.
@@ -353,8 +432,8 @@ impl JsonParser {
         if hints.no_labels(labels) {
             return true;
         }
-        self.prefix.clear();
-        self.parts.clear();
+        self.name.clear();
+        self.ends.clear();
         match self.object(line, labels, hints) {
             Err(Stop::Scan(e)) => hints.set_parser_error(labels, JSON_ERR, e.message()),
             Err(Stop::Drop) => return false,
@@ -389,13 +468,13 @@ impl JsonParser {
         let mut members = Members::start(data)?;
         loop {
             let obj = &data[at.0..at.1];
-            let Some((key, value, kind)) = members.next(obj, key_buf)? else {
+            let ends = (outer.len() >= DEEP).then_some((&mut self.ends, at.0));
+            let Some((key, value, kind)) = members.next_in(obj, key_buf, ends)? else {
                 // The object ends: back to the one around it.
                 let Some(o) = outer.pop() else {
                     return Ok(());
                 };
-                self.prefix.pop();
-                self.parts.truncate(o.parts);
+                self.name.truncate(o.name);
                 (at, members) = (o.at, o.members);
                 continue;
             };
@@ -404,22 +483,19 @@ impl JsonParser {
                     self.value(key, value, kind, labels, hints)?
                 }
                 Kind::Object => {
-                    let start = self.parts.len();
-                    self.parts.extend_from_slice(key);
-                    self.prefix.push((start, self.parts.len()));
-                    self.build_name(None);
+                    let start = self.name.len();
+                    push_name_part(&mut self.name, key);
                     if hints.should_extract_prefix(&self.name) {
                         outer.push(Outer {
                             at,
                             members,
-                            parts: start,
+                            name: start,
                         });
                         let from = value.as_ptr() as usize - data.as_ptr() as usize;
                         at = (from, from + value.len());
                         members = Members::start(value)?;
                     } else {
-                        self.prefix.pop();
-                        self.parts.truncate(start);
+                        self.name.truncate(start);
                     }
                     // As when the member's walk returns: the check below is for scalars.
                     continue;
@@ -432,29 +508,6 @@ impl JsonParser {
         }
     }
 
-    /// The flattened, sanitised name of the current prefix plus `key`.
-    fn build_name(&mut self, key: Option<&[u8]>) {
-        self.name.clear();
-        for &(s, e) in &self.prefix {
-            let part = &self.parts[s..e];
-            if trim_go_space(part).is_empty() {
-                continue;
-            }
-            if !self.name.is_empty() {
-                self.name.push('_');
-            }
-            push_sanitized(&mut self.name, part);
-        }
-        if let Some(k) = key
-            && !trim_go_space(k).is_empty()
-        {
-            if !self.name.is_empty() {
-                self.name.push('_');
-            }
-            push_sanitized(&mut self.name, k);
-        }
-    }
-
     fn value(
         &mut self,
         key: &[u8],
@@ -463,7 +516,21 @@ impl JsonParser {
         labels: &mut LabelSet,
         hints: &Hints,
     ) -> Result<(), Stop> {
-        self.build_name(Some(key));
+        let prefix = self.name.len();
+        push_name_part(&mut self.name, key);
+        let r = self.set_value(value, kind, labels, hints);
+        self.name.truncate(prefix);
+        r
+    }
+
+    /// Sets the member named `self.name` to `value`.
+    fn set_value(
+        &mut self,
+        value: &[u8],
+        kind: Kind,
+        labels: &mut LabelSet,
+        hints: &Hints,
+    ) -> Result<(), Stop> {
         if self.name.is_empty() {
             return Ok(());
         }
@@ -488,6 +555,18 @@ impl JsonParser {
         }
         Ok(())
     }
+}
+
+/// Appends a key to a flattened name: sanitised, after a `_`; keys of only spaces add
+/// nothing.
+fn push_name_part(name: &mut String, key: &[u8]) {
+    if trim_go_space(key).is_empty() {
+        return;
+    }
+    if !name.is_empty() {
+        name.push('_');
+    }
+    push_sanitized(name, key);
 }
 
 /// What `unpack` made of a line.
@@ -608,16 +687,41 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_walked_without_recursion() {
-        // Deep enough to exhaust a test thread's stack at one frame per level.
-        let depth = 3000;
+    fn deep_nesting_is_walked_without_recursion_in_linear_time() {
+        // A line of Loki's largest size (256 KiB), nested as deep as it can be: one stack
+        // frame per level would exhaust a test thread's stack, and scanning each object
+        // once per object around it took seconds (minutes in a debug build).
+        let depth = 43_000;
         let line = format!(
             "{{\"x\": {}1{}, \"y\": 2}}",
-            "{\"a\": ".repeat(depth),
+            "{\"a\":".repeat(depth),
             "}".repeat(depth)
         );
+        assert!(line.len() < 256 << 10);
         let name = format!("x_{}", vec!["a"; depth].join("_"));
         assert_eq!(parse(&line), pairs(&[(&name, "1"), ("y", "2")]));
+    }
+
+    proptest::proptest! {
+        /// The end of every object found from memory is the one a scan from its `{` finds,
+        /// on any text, malformed or not.
+        #[test]
+        fn remembered_object_ends_are_the_scanned_ones(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec!["{", "}", "\"", "\\", "a", ":", ",", "[", "]", " "]),
+                0..80,
+            )
+        ) {
+            let line = parts.concat().into_bytes();
+            let mut ends = ObjectEnds::default();
+            for at in (0..line.len()).filter(|&i| line[i] == b'{') {
+                proptest::prop_assert_eq!(
+                    ends.end(&line[at..], at),
+                    block_end(&line[at..], b'{', b'}'),
+                    "at {}", at
+                );
+            }
+        }
     }
 
     #[test]
