@@ -51,6 +51,15 @@ fn bit(name: &str) -> u64 {
     1u64 << (h & 63)
 }
 
+/// Past this many names parsed on one line, whether a name is among them is asked of an
+/// index rather than of each name in turn: a line can carry tens of thousands of fields,
+/// and comparing each new one with all before it took seconds per line.
+const INDEXED: usize = 32;
+
+fn name_hash(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
 /// A byte range of the arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Span {
@@ -94,6 +103,9 @@ pub struct LabelSet {
     /// Names parsed on this line: Loki's parsers do not overwrite a name a previous parser
     /// (or formatter) of the same line already set.
     extracted: Vec<Span>,
+    /// Past [`INDEXED`] names in `extracted`: the hash of each name (plus the probes it
+    /// took to find a free key) → its index in `extracted`.
+    extracted_index: std::collections::HashMap<u64, u32>,
     err: Option<Span>,
     err_details: Option<Span>,
     /// `bit`s of the names in `stream`, `metadata`, `parsed`, `deleted`, `extracted`
@@ -142,6 +154,14 @@ impl LabelSet {
         self.parsed.clear();
         self.deleted.clear();
         self.extracted.clear();
+        if !self.extracted_index.is_empty() {
+            if self.extracted_index.capacity() > 4 * INDEXED {
+                // A line with many fields: the next ones likely have few.
+                self.extracted_index = std::collections::HashMap::new();
+            } else {
+                self.extracted_index.clear();
+            }
+        }
         self.err = None;
         self.err_details = None;
         self.metadata_bits = 0;
@@ -218,8 +238,40 @@ impl LabelSet {
 
     /// Whether a parser or formatter already set this name on this line.
     pub(crate) fn extracted(&self, name: &str) -> bool {
-        self.extracted_bits & bit(name) != 0
-            && self.extracted.iter().any(|s| same(self.str(*s), name))
+        if self.extracted_bits & bit(name) == 0 {
+            return false;
+        }
+        if self.extracted.len() <= INDEXED {
+            return self.extracted.iter().any(|s| same(self.str(*s), name));
+        }
+        let mut h = name_hash(name);
+        while let Some(&i) = self.extracted_index.get(&h) {
+            if same(self.str(self.extracted[i as usize]), name) {
+                return true;
+            }
+            h = h.wrapping_add(1);
+        }
+        false
+    }
+
+    fn push_extracted(&mut self, name: Span) {
+        self.extracted.push(name);
+        let n = self.extracted.len();
+        if n == INDEXED + 1 {
+            for i in 0..n {
+                self.index_extracted(i);
+            }
+        } else if n > INDEXED + 1 {
+            self.index_extracted(n - 1);
+        }
+    }
+
+    fn index_extracted(&mut self, i: usize) {
+        let mut h = name_hash(self.str(self.extracted[i]));
+        while self.extracted_index.contains_key(&h) {
+            h = h.wrapping_add(1);
+        }
+        self.extracted_index.insert(h, i as u32);
     }
 
     fn find_span(&self, name: &str) -> Option<(Span, Category)> {
@@ -289,7 +341,9 @@ impl LabelSet {
                 n != name
             });
         }
+        // Parsed names are all in `extracted`, which answers fast when it is long.
         if self.parsed_bits & b != 0
+            && (self.extracted.len() <= INDEXED || self.extracted(name))
             && let Some(i) = self
                 .parsed
                 .iter()
@@ -300,7 +354,7 @@ impl LabelSet {
         }
         let name = self.push_text(name);
         self.parsed.push(Pair { name, value });
-        self.extracted.push(name);
+        self.push_extracted(name);
         self.parsed_bits |= b;
         self.extracted_bits |= b;
     }

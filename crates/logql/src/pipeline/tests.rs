@@ -457,3 +457,26 @@ fn recorded_log_queries_entry_by_entry() {
         failures.len()
     );
 }
+
+/// Lines with more fields than the label set compares one by one (it indexes them then)
+/// keep the same rules: the first of a repeated key wins, a later parser does not
+/// overwrite it, a formatter does, and names that collide with stream labels get
+/// `_extracted`.
+#[test]
+fn many_fields_follow_the_rules_of_few() {
+    for n in [3, 40, 5000] {
+        let mut line: Vec<String> = (0..n).map(|i| format!("k{i}=v{i}")).collect();
+        line.push("k0=again app=web".into());
+        line.push(format!("k{}=again", n - 1));
+        let line = line.join(" ");
+        let q = r#"{app="api"} | logfmt | logfmt | label_format k1="new""#;
+        let out = run(q, STREAM, &[], &line).unwrap();
+        let got: HashMap<&str, &str> = labels_of(&out).into_iter().collect();
+        assert_eq!(got.len(), n + 3, "{n} fields");
+        assert_eq!(got["k0"], "v0");
+        assert_eq!(got["k1"], "new");
+        assert_eq!(got[format!("k{}", n - 1).as_str()], format!("v{}", n - 1));
+        assert_eq!(got["app"], "api");
+        assert_eq!(got["app_extracted"], "web");
+    }
+}
