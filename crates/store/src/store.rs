@@ -157,7 +157,12 @@ impl Drop for LoadedPart {
 }
 
 impl LoadedPart {
-    pub fn new(part: Part, by_id: Vec<(StreamId, u32)>, shared: &Shared) -> LoadedPart {
+    pub fn new(mut part: Part, by_id: Vec<(StreamId, u32)>, shared: &Shared) -> LoadedPart {
+        // From here on a stream is known by its id (`by_id`), and the tenant's catalog has
+        // its labels: the part's own copy would only cost memory, per stream and part.
+        for s in &mut part.index.streams {
+            s.labels = protocol::Labels::new();
+        }
         LoadedPart {
             part,
             by_id,

@@ -118,6 +118,8 @@ impl BlockMeta {
 /// A stream as the index describes it: its labels and its blocks, in time order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamMeta {
+    /// As stored; empty in a part of the view, whose streams are known by id (see
+    /// `LoadedPart::new`).
     pub labels: Labels,
     pub fingerprint: u64,
     pub blocks: std::ops::Range<u32>,
