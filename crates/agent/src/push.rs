@@ -361,6 +361,8 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 fn refused_entries(text: &str) -> Option<u64> {
     const GROUP: &str = " errors like: ";
     const REST: &str = "; and ";
+    // Loki and kiroku end the answer with a newline.
+    let text = text.trim_end();
     let mut total = 0u64;
     let mut found = false;
     for (at, _) in text.match_indices(GROUP) {
@@ -415,7 +417,7 @@ mod tests {
         assert_eq!(refused_entries(one), Some(1));
         let grouped = "3 errors like: max entry size '10' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '11' bytes; 12 errors like: entry for stream '{a=\"c\"}' has 16 label names; limit 15";
         assert_eq!(refused_entries(grouped), Some(15));
-        let more = format!("{grouped}; and 40 more rejected entries");
+        let more = format!("{grouped}; and 40 more rejected entries\n");
         assert_eq!(refused_entries(&more), Some(55));
         assert_eq!(refused_entries("snappy: corrupt input"), None);
         assert_eq!(refused_entries(""), None);
