@@ -58,15 +58,15 @@ pub struct TemplateEncoder {
     block: TemplateTable,
     templates: Vec<Template>,
     key: Vec<u8>,
-    /// Per line: its template, and where its variables start in `vars`.
+    /// Per line, its template.
     ids: Vec<u32>,
-    var_start: Vec<u32>,
-    /// Every variable, as a range of the block's line data, in line order, and its value.
-    vars: Vec<(u32, u32)>,
-    numbers: Vec<u64>,
-    /// Line indices grouped by template (a counting sort of `ids`).
-    by_template: Vec<u32>,
-    starts: Vec<u32>,
+    /// Every variable of the block, in line order.
+    vars: Vec<Var>,
+    /// The variables again, grouped into columns: per template, per slot, in line order;
+    /// and per template, where its columns start and how many lines it has.
+    columns: Vec<Var>,
+    column_start: Vec<u32>,
+    count: Vec<u32>,
     /// Per template of the block: its index in the part's table; the templates in the
     /// order of those; and each template's position in that order.
     global: Vec<u32>,
@@ -78,6 +78,28 @@ pub struct TemplateEncoder {
 struct Template {
     vars: u32,
     hash: u64,
+}
+
+/// A run of digits: where it starts in the block's data, its length (with
+/// [`LEADING_ZERO`] set when it has more than one digit and starts with `0`), and its
+/// value ([`TOO_LONG`] past [`MAX_DIGITS`] digits).
+#[derive(Clone, Copy, Default)]
+struct Var {
+    value: u64,
+    start: u32,
+    len: u32,
+}
+
+const LEADING_ZERO: u32 = 1 << 31;
+
+impl Var {
+    fn digits(self) -> u32 {
+        self.len & !LEADING_ZERO
+    }
+
+    fn text(self, data: &[u8]) -> &[u8] {
+        &data[self.start as usize..(self.start + self.digits()) as usize]
+    }
 }
 
 /// Templates, each stored once and numbered in the order they came: those of one part's
@@ -189,14 +211,10 @@ impl TemplateEncoder {
         self.block.clear();
         self.templates.clear();
         self.ids.clear();
-        self.var_start.clear();
         self.vars.clear();
-        self.numbers.clear();
         let lines = offsets.len().saturating_sub(1);
         for w in offsets.windows(2) {
-            let (from, to) = (w[0] as usize, w[1] as usize);
-            self.var_start.push(self.vars.len() as u32);
-            let id = self.split(data, from, to);
+            let id = self.split(data, w[0] as usize, w[1] as usize);
             self.ids.push(id);
         }
         // The block's templates in the order of their indices in the table.
@@ -225,32 +243,43 @@ impl TemplateEncoder {
         for &id in &self.ids {
             put_uvarint(out, u64::from(self.rank[id as usize]));
         }
-        // Group the lines by template, keeping their order.
-        self.starts.clear();
-        self.starts.resize(self.templates.len() + 1, 0);
+        // The variables moved into their columns in one pass over the lines: a template
+        // of `c` lines and `v` slots has `v` columns of `c` values each, one after another.
+        self.count.clear();
+        self.count.resize(self.templates.len(), 0);
         for &id in &self.ids {
-            self.starts[id as usize + 1] += 1;
+            self.count[id as usize] += 1;
         }
-        for i in 1..self.starts.len() {
-            self.starts[i] += self.starts[i - 1];
+        self.column_start.clear();
+        let mut at = 0;
+        for (t, &c) in self.templates.iter().zip(&self.count) {
+            self.column_start.push(at);
+            at += c * t.vars;
         }
-        self.by_template.clear();
-        self.by_template.resize(lines, 0);
-        let mut next = self.starts.clone();
-        for (line, &id) in self.ids.iter().enumerate() {
-            self.by_template[next[id as usize] as usize] = line as u32;
-            next[id as usize] += 1;
+        self.columns.clear();
+        self.columns.resize(at as usize, Var::default());
+        // `column_start` now serves as each template's next free row.
+        let mut vars = self.vars.iter();
+        for &id in &self.ids {
+            let (t, c) = (id as usize, self.count[id as usize] as usize);
+            let row = self.column_start[t] as usize;
+            for (slot, v) in vars
+                .by_ref()
+                .take(self.templates[t].vars as usize)
+                .enumerate()
+            {
+                self.columns[row + slot * c] = *v;
+            }
+            self.column_start[t] += 1;
         }
         for &t in &self.order {
             let t = t as usize;
-            let group = &self.by_template[self.starts[t] as usize..self.starts[t + 1] as usize];
+            let c = self.count[t] as usize;
+            // Back from the row past the last to the template's first column.
+            let first = self.column_start[t] as usize - c;
             for slot in 0..self.templates[t].vars as usize {
-                let at = |line: &u32| self.var_start[*line as usize] as usize + slot;
-                let values = group.iter().map(|line| {
-                    let (s, e) = self.vars[at(line)];
-                    (&data[s as usize..e as usize], self.numbers[at(line)])
-                });
-                put_column(values, out);
+                let at = first + slot * c;
+                put_column(&self.columns[at..at + c], data, out);
             }
         }
     }
@@ -262,15 +291,14 @@ impl TemplateEncoder {
         for id in 0..self.block.len() as u32 {
             filter.add_line(self.block.key(id));
         }
-        for &(s, e) in &self.vars {
-            if e - s >= 3 {
-                filter.add_line(&data[s as usize..e as usize]);
+        for v in &self.vars {
+            if v.digits() >= 3 {
+                filter.add_line(v.text(data));
             }
         }
     }
 
-    /// Finds the variables of the line `data[from..to]` (appended to `vars`, their values
-    /// to `numbers`) and returns its template's index, adding the template when it is new.
+    /// Finds the variables of the line `data[from..to]` (appended to `vars`) and returns its template's index, adding the template when it is new.
     /// The line is read 8 bytes at a time; the bytes where a run of digits starts or ends
     /// are found from a bit mask.
     fn split(&mut self, data: &[u8], from: usize, to: usize) -> u32 {
@@ -337,14 +365,21 @@ impl TemplateEncoder {
     }
 
     /// Records the run of digits `line[start..end]` (the line starts at `from` in the
-    /// block's data) and its value, [`TOO_LONG`] when it has too many digits for a `u64`.
+    /// block's data).
     #[inline]
     fn push_var(&mut self, line: &[u8], from: usize, start: usize, end: usize) {
-        self.vars.push(((from + start) as u32, (from + end) as u32));
         let digits = &line[start..end];
-        self.numbers.push(match digits.len() {
-            0..=MAX_DIGITS => number(digits),
-            _ => TOO_LONG,
+        let mut len = digits.len() as u32;
+        if digits[0] == b'0' && len > 1 {
+            len |= LEADING_ZERO;
+        }
+        self.vars.push(Var {
+            value: match digits.len() {
+                0..=MAX_DIGITS => number(digits),
+                _ => TOO_LONG,
+            },
+            start: (from + start) as u32,
+            len,
         });
     }
 }
@@ -380,51 +415,50 @@ fn digit_bits(word: u64) -> u32 {
     ((digits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
 }
 
-/// Appends one slot's values (runs of digits, with their values): as numbers when they
-/// are all written the same way (without leading zeros, or all with one width) and fit a
-/// `u64`, else as bytes.
-fn put_column<'a>(values: impl Iterator<Item = (&'a [u8], u64)> + Clone, out: &mut Vec<u8>) {
+/// Appends one slot's values (runs of digits in `data`): as numbers when they are all
+/// written the same way (without leading zeros, or all with one width) and fit a `u64`,
+/// else as bytes.
+fn put_column(values: &[Var], data: &[u8], out: &mut Vec<u8>) {
     let mut numbers = true;
     let mut canonical = true;
-    let mut width = None;
+    let width = values.first().map_or(0, |v| v.digits());
+    let mut one_width = true;
     // Bytes taken by the values as differences and as they are.
     let (mut deltas, mut plain) = (0, 0);
     let mut prev = 0;
-    for (digits, n) in values.clone() {
-        if n == TOO_LONG {
+    for v in values {
+        if v.value == TOO_LONG {
             numbers = false;
             break;
         }
-        canonical &= digits[0] != b'0' || digits.len() == 1;
-        if *width.get_or_insert(digits.len()) != digits.len() {
-            width = Some(0);
-        }
-        deltas += uvarint_len(zigzag(n.wrapping_sub(prev) as i64));
-        plain += uvarint_len(n);
-        prev = n;
+        canonical &= v.len & LEADING_ZERO == 0;
+        one_width &= v.digits() == width;
+        deltas += uvarint_len(zigzag(v.value.wrapping_sub(prev) as i64));
+        plain += uvarint_len(v.value);
+        prev = v.value;
     }
-    let mode = match (numbers, canonical, width) {
+    let mode = match (numbers, canonical, one_width) {
         (true, true, _) => MODE_NUMBER,
-        (true, false, Some(w)) if w > 0 => MODE_FIXED + w as u8,
+        (true, false, true) => MODE_FIXED + width as u8,
         _ => {
             out.push(MODE_BYTES);
-            for (digits, _) in values {
-                put_bytes(out, digits);
+            for v in values {
+                put_bytes(out, v.text(data));
             }
             return;
         }
     };
     if plain <= deltas {
         out.push(mode | MODE_PLAIN);
-        for (_, n) in values {
-            put_uvarint(out, n);
+        for v in values {
+            put_uvarint(out, v.value);
         }
     } else {
         out.push(mode);
         let mut prev = 0;
-        for (_, n) in values {
-            put_ivarint(out, n.wrapping_sub(prev) as i64);
-            prev = n;
+        for v in values {
+            put_ivarint(out, v.value.wrapping_sub(prev) as i64);
+            prev = v.value;
         }
     }
 }
@@ -436,8 +470,11 @@ fn number(digits: &[u8]) -> u64 {
         .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
 }
 
+/// Bytes of `v` as a varint: its significant bits over 7, rounded up (`(b * 9 + 64) / 64`
+/// equals that for every `b` from 1 to 64, with a shift in place of a division).
 fn uvarint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    (bits * 9 + 64) >> 6
 }
 
 /// Bytes written past the lines' end while they are put together: segments are copied 16
@@ -789,6 +826,18 @@ pub(crate) mod tests {
                 assert_eq!(put_decimal(n, text.len() - 1, &mut out), Err(Corrupt));
             }
         }
+    }
+
+    #[test]
+    fn uvarint_len_is_the_length_put_uvarint_writes() {
+        for bits in 0..64 {
+            for v in [1u64 << bits, (1u64 << bits) - 1, (1u64 << bits) | 1] {
+                let mut out = Vec::new();
+                put_uvarint(&mut out, v);
+                assert_eq!(uvarint_len(v), out.len(), "{v}");
+            }
+        }
+        assert_eq!(uvarint_len(u64::MAX), 10);
     }
 
     #[test]
