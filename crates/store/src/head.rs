@@ -21,6 +21,8 @@ use logql::Batch;
 use parking_lot::RwLock;
 
 use dict::DictIndex;
+
+use crate::codec::Corrupt;
 pub(crate) use run::LineIndex;
 use run::RunIndex;
 
@@ -70,14 +72,29 @@ impl Default for HeadStream {
 }
 
 impl HeadStream {
-    /// Appends one entry. `meta` pairs are (name, value).
+    /// Appends one entry. `meta` pairs are (name, value), as read from the WAL; a pair
+    /// that is not UTF-8 is an error, and then nothing is appended.
     pub fn push<'m>(
         &mut self,
         ts: i64,
         line: &[u8],
-        meta: impl Iterator<Item = (&'m str, &'m str)>,
-    ) {
+        meta: impl Iterator<Item = (&'m [u8], &'m [u8])>,
+    ) -> Result<(), Corrupt> {
         let b = &mut self.active;
+        let first_id = b.metadata_ids.len();
+        for (n, v) in meta {
+            match self.meta_ids.id_of_bytes(&mut b.metadata_dict, n, v) {
+                Ok(id) => b.metadata_ids.push(id),
+                Err(e) => {
+                    b.metadata_ids.truncate(first_id);
+                    return Err(e);
+                }
+            }
+        }
+        if b.metadata_ids.len() > first_id && b.metadata_offsets.is_empty() {
+            // Entries before this one had none.
+            b.metadata_offsets.resize(b.timestamps.len() + 1, 0);
+        }
         if b.line_offsets.is_empty() {
             b.line_offsets.push(0);
         }
@@ -86,18 +103,6 @@ impl HeadStream {
         grow_lines(&mut b.line_data, line.len());
         b.line_data.extend_from_slice(line);
         b.line_offsets.push(b.line_data.len() as u32);
-        let mut any = false;
-        for (n, v) in meta {
-            if !any {
-                any = true;
-                if b.metadata_offsets.is_empty() {
-                    // Entries before this one had none.
-                    b.metadata_offsets.resize(b.timestamps.len(), 0);
-                }
-            }
-            let id = self.meta_ids.id(&mut b.metadata_dict, n, v);
-            b.metadata_ids.push(id);
-        }
         if !b.metadata_offsets.is_empty() {
             b.metadata_offsets.push(b.metadata_ids.len() as u32);
         }
@@ -106,6 +111,7 @@ impl HeadStream {
         if b.timestamps.len() >= CHUNK_ENTRIES || b.line_data.len() >= CHUNK_BYTES {
             self.freeze();
         }
+        Ok(())
     }
 
     /// Moves the active chunk, sorted, into the frozen list.
@@ -378,7 +384,7 @@ mod tests {
         let line = [b'x'; 150];
         // 150 KB: doubling would have reached 256 KiB of capacity.
         for ts in 0..1000 {
-            h.push(ts, &line, std::iter::empty());
+            h.push(ts, &line, std::iter::empty()).unwrap();
         }
         let data = &h.active.line_data;
         assert_eq!(data.len(), 150_000);
@@ -393,11 +399,12 @@ mod tests {
     fn out_of_order_and_duplicates_come_out_sorted_once_equal_times_in_arrival_order() {
         let mut h = HeadStream::default();
         for (ts, line) in [(5, "b"), (1, "a"), (5, "a"), (5, "b"), (3, "c")] {
-            h.push(ts, line.as_bytes(), std::iter::empty());
+            h.push(ts, line.as_bytes(), std::iter::empty()).unwrap();
         }
         h.freeze();
-        h.push(2, b"x", [("k", "v")].into_iter());
-        h.push(5, b"b", std::iter::empty());
+        h.push(2, b"x", [(&b"k"[..], &b"v"[..])].into_iter())
+            .unwrap();
+        h.push(5, b"b", std::iter::empty()).unwrap();
         let m = h.merged();
         let got: Vec<(i64, &[u8])> = (0..m.len()).map(|i| (m.timestamps[i], m.line(i))).collect();
         assert_eq!(
@@ -445,7 +452,7 @@ mod tests {
                 .collect();
             let mut h = HeadStream::default();
             for (k, (ts, line)) in entries.iter().enumerate() {
-                h.push(*ts, line, std::iter::empty());
+                h.push(*ts, line, std::iter::empty()).unwrap();
                 if k % 97 == 96 {
                     h.freeze();
                 }
@@ -455,11 +462,27 @@ mod tests {
     }
 
     #[test]
+    fn metadata_that_is_not_utf8_appends_nothing() {
+        let mut h = HeadStream::default();
+        h.push(1, b"a", std::iter::empty()).unwrap();
+        let bad = [(&b"k"[..], &b"v"[..]), (&b"k2"[..], &b"\xff"[..])];
+        assert_eq!(h.push(2, b"b", bad.into_iter()), Err(Corrupt));
+        h.push(3, b"c", [(&b"k"[..], &b"v"[..])].into_iter())
+            .unwrap();
+        let m = h.merged();
+        assert_eq!(entries_of(&m), vec![(1, b"a".to_vec()), (3, b"c".to_vec())]);
+        assert!(m.metadata(0).next().is_none());
+        assert_eq!(m.metadata(1).collect::<Vec<_>>(), vec![("k", "v")]);
+    }
+
+    #[test]
     fn one_chunk_in_order_is_lent_not_copied() {
         let mut h = HeadStream::default();
-        h.push(1, b"a", [("k", "v")].into_iter());
-        h.push(2, b"b", std::iter::empty());
-        h.push(2, b"c", [("k", "w")].into_iter());
+        h.push(1, b"a", [(&b"k"[..], &b"v"[..])].into_iter())
+            .unwrap();
+        h.push(2, b"b", std::iter::empty()).unwrap();
+        h.push(2, b"c", [(&b"k"[..], &b"w"[..])].into_iter())
+            .unwrap();
         let m = h.merged();
         assert!(matches!(m, Cow::Borrowed(_)));
         assert_eq!(
@@ -471,7 +494,7 @@ mod tests {
         assert!(meta(1).is_empty());
         assert_eq!(meta(2), vec![("k", "w")]);
         // A duplicate makes it a copy, with the duplicate gone.
-        h.push(2, b"b", std::iter::empty());
+        h.push(2, b"b", std::iter::empty()).unwrap();
         let m = h.merged();
         assert!(matches!(m, Cow::Owned(_)));
         assert_eq!(m.len(), 3);
@@ -484,7 +507,7 @@ mod tests {
             .collect();
         let mut h = HeadStream::default();
         for (ts, line) in burst.iter().chain(&burst) {
-            h.push(*ts, line, std::iter::empty());
+            h.push(*ts, line, std::iter::empty()).unwrap();
         }
         assert_eq!(entries_of(&h.merged()), burst);
     }

@@ -203,7 +203,7 @@ pub(crate) fn apply_record(shared: &Shared, mt: &Memtable, payload: &[u8]) -> Re
         };
         let head = Memtable::stream_mut(&mut streams, (tenant.num, id));
         while let Some((ts, line, meta)) = s.next_entry()? {
-            head.push(ts, line, meta.iter().copied());
+            head.push(ts, line, meta.iter().copied())?;
             entries += 1;
             bytes += line.len() as u64;
         }

@@ -147,8 +147,9 @@ pub struct StreamDecoder<'a> {
     pub entries: usize,
     d: Decoder<'a>,
     prev: i64,
-    /// The current entry's metadata pairs, decoded (and checked as UTF-8) once.
-    meta: Vec<(&'a str, &'a str)>,
+    /// The current entry's metadata pairs. They are not checked as UTF-8 here: the head
+    /// checks each distinct pair once (see `HeadStream::push`).
+    meta: Vec<(&'a [u8], &'a [u8])>,
 }
 
 impl<'a> StreamDecoder<'a> {
@@ -184,14 +185,14 @@ impl<'a> StreamDecoder<'a> {
         let n = self.d.count(2)?;
         self.meta.clear();
         for _ in 0..n {
-            self.meta.push((self.d.str()?, self.d.str()?));
+            self.meta.push((self.d.bytes()?, self.d.bytes()?));
         }
         Ok(Some((ts, line, &self.meta)))
     }
 }
 
 /// An entry of a record: timestamp, line, metadata pairs.
-pub type RecordEntry<'a, 'm> = (i64, &'a [u8], &'m [(&'a str, &'a str)]);
+pub type RecordEntry<'a, 'm> = (i64, &'a [u8], &'m [(&'a [u8], &'a [u8])]);
 
 #[cfg(test)]
 mod tests {
@@ -272,7 +273,7 @@ mod tests {
         assert_eq!(
             replayed,
             vec![
-                (100, b"hello".to_vec(), vec![("trace_id", "t1")]),
+                (100, b"hello".to_vec(), vec![(&b"trace_id"[..], &b"t1"[..])]),
                 (90, vec![], vec![])
             ]
         );
