@@ -285,14 +285,7 @@ fn retention_deletes_replaced_parts_with_their_merged_part() {
     // Entries that pass the retention period two seconds from now: the pass that opening
     // the store starts finds nothing to delete, so one later pass must do it all.
     let period = Duration::from_secs(3600);
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    )
-    .unwrap();
-    let first = now - period.as_nanos() as i64 + 2_000_000_000;
+    let first = now_ns() - period.as_nanos() as i64 + 2_000_000_000;
     let s = Store::open(cfg(data.path(), &url)).unwrap();
     for round in 0..4 {
         append(

@@ -14,13 +14,6 @@ use logql::Direction;
 const HOUR: i64 = 3_600_000_000_000;
 const DAY: i64 = 24 * HOUR;
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn days_present(store: &Store) -> Vec<i64> {
     let got = read(
         &store.reader(&["fake".to_string()]),
@@ -47,7 +40,7 @@ fn too_old_entries_are_refused_and_the_rest_written() {
     cfg.retention = Some(HOUR);
     let store = Store::open(cfg).unwrap();
     let l = labels(r#"{app="a"}"#);
-    let t = now();
+    let t = now_ns();
     let entries = [
         WriteEntry {
             ts: t - 2 * HOUR,
@@ -76,7 +69,7 @@ fn too_old_entries_are_refused_and_the_rest_written() {
         (0, 0)
     );
     let RejectReason::TooOld { oldest_acceptable } = report.rejected[0].reason;
-    assert!(oldest_acceptable > t - 2 * HOUR && oldest_acceptable <= now() - HOUR);
+    assert!(oldest_acceptable > t - 2 * HOUR && oldest_acceptable <= now_ns() - HOUR);
     let got = read(
         &store.reader(&["fake".to_string()]),
         &all(),
@@ -114,7 +107,7 @@ fn retention_zero_accepts_any_age() {
 fn write_days(dir: &std::path::Path, days: i64) -> i64 {
     let store = Store::open(config(dir)).unwrap();
     let rt = rt();
-    let now = now() - 1_000;
+    let now = now_ns() - 1_000;
     let today = now.div_euclid(DAY);
     for d in (0..days).rev() {
         let ts = now - d * DAY;
