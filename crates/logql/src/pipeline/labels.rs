@@ -17,6 +17,8 @@ use std::hash::Hasher;
 use protocol::response::Categories;
 use protocol::{Label, Labels};
 
+use crate::prehashed::PrehashedMap;
+
 /// Where a label of a processed entry comes from; Loki reports the three apart under
 /// `categorize-labels`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +107,7 @@ pub struct LabelSet {
     extracted: Vec<Span>,
     /// Past [`INDEXED`] names in `extracted`: the hash of each name (plus the probes it
     /// took to find a free key) → its index in `extracted`.
-    extracted_index: std::collections::HashMap<u64, u32>,
+    extracted_index: PrehashedMap<u32>,
     err: Option<Span>,
     err_details: Option<Span>,
     /// `bit`s of the names in `stream`, `metadata`, `parsed`, `deleted`, `extracted`
@@ -157,7 +159,7 @@ impl LabelSet {
         if !self.extracted_index.is_empty() {
             if self.extracted_index.capacity() > 4 * INDEXED {
                 // A line with many fields: the next ones likely have few.
-                self.extracted_index = std::collections::HashMap::new();
+                self.extracted_index = PrehashedMap::default();
             } else {
                 self.extracted_index.clear();
             }
