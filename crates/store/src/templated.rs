@@ -341,7 +341,7 @@ impl TemplateEncoder {
                     run_start = p;
                     in_run = true;
                 } else {
-                    self.push_var(line, from, run_start, p);
+                    self.push_var(data, from + run_start, from + p);
                     vars += 1;
                     seg = p;
                     in_run = false;
@@ -350,7 +350,7 @@ impl TemplateEncoder {
             pos += 8;
         }
         if in_run {
-            self.push_var(line, from, run_start, n);
+            self.push_var(data, from + run_start, to);
             vars += 1;
             seg = n;
         }
@@ -364,21 +364,16 @@ impl TemplateEncoder {
         id
     }
 
-    /// Records the run of digits `line[start..end]` (the line starts at `from` in the
-    /// block's data).
-    #[inline]
-    fn push_var(&mut self, line: &[u8], from: usize, start: usize, end: usize) {
-        let digits = &line[start..end];
-        let mut len = digits.len() as u32;
-        if digits[0] == b'0' && len > 1 {
+    /// Records the run of digits `data[start..end]`.
+    #[inline(always)]
+    fn push_var(&mut self, data: &[u8], start: usize, end: usize) {
+        let mut len = (end - start) as u32;
+        if data[start] == b'0' && len > 1 {
             len |= LEADING_ZERO;
         }
         self.vars.push(Var {
-            value: match digits.len() {
-                0..=MAX_DIGITS => number(digits),
-                _ => TOO_LONG,
-            },
-            start: (from + start) as u32,
+            value: run_value(data, start, end),
+            start: start as u32,
             len,
         });
     }
@@ -461,6 +456,42 @@ fn put_column(values: &[Var], data: &[u8], out: &mut Vec<u8>) {
             prev = v.value;
         }
     }
+}
+
+/// The value of the run of digits `data[start..end]`: [`TOO_LONG`] past [`MAX_DIGITS`].
+#[inline]
+fn run_value(data: &[u8], start: usize, end: usize) -> u64 {
+    match end - start {
+        0..=8 => eight_digits(data, start, end),
+        9..=16 => {
+            eight_digits(data, start, end - 8) * 100_000_000 + eight_digits(data, end - 8, end)
+        }
+        17..=MAX_DIGITS => number(&data[start..end]),
+        _ => TOO_LONG,
+    }
+}
+
+/// The value of the run of one to eight digits `data[start..end]`, from one 8-byte load:
+/// the bytes before the run are shifted out (they become leading zeros), then neighbouring
+/// digits are combined in pairs, pairs in fours and fours in one, each step with one
+/// multiplication over all lanes, so no step depends on the run's length.
+#[inline]
+fn eight_digits(data: &[u8], start: usize, end: usize) -> u64 {
+    let n = end - start;
+    debug_assert!((1..=8).contains(&n));
+    let word = match end.checked_sub(8) {
+        Some(at) => u64::from_le_bytes(data[at..end].try_into().unwrap_or_default()),
+        None => {
+            let mut w = [0u8; 8];
+            w[8 - n..].copy_from_slice(&data[start..end]);
+            u64::from_le_bytes(w)
+        }
+    };
+    // Little-endian: the first byte in memory, the most significant digit, is the lowest.
+    let x = word >> (8 * (8 - n)) << (8 * (8 - n));
+    let x = ((x & 0x0f00_0f00_0f00_0f00) >> 8) + (x & 0x000f_000f_000f_000f) * 10;
+    let x = ((x & 0x00ff_0000_00ff_0000) >> 16) + (x & 0x0000_00ff_0000_00ff) * 100;
+    ((x & 0x0000_ffff_0000_0000) >> 32) + (x & 0x0000_0000_0000_ffff) * 10_000
 }
 
 /// The value of a run of at most [`MAX_DIGITS`] decimal digits.
@@ -826,6 +857,34 @@ pub(crate) mod tests {
                 assert_eq!(put_decimal(n, text.len() - 1, &mut out), Err(Corrupt));
             }
         }
+    }
+
+    #[test]
+    fn runs_of_digits_are_read_as_their_values_wherever_they_sit() {
+        // Every length up to MAX_DIGITS (and one past), at every offset from the start of
+        // the data (where fewer than 8 bytes stand before the run's end), after bytes that
+        // are digits too and bytes that are not.
+        let digits = b"9876543210123456789012";
+        for len in 1..=MAX_DIGITS + 1 {
+            for lead in 0..10 {
+                for filler in [b'a', b'7', b'\xff'] {
+                    let mut data = vec![filler; lead];
+                    data.extend_from_slice(&digits[..len]);
+                    data.push(b' ');
+                    let text = std::str::from_utf8(&digits[..len]).unwrap();
+                    let want = if len > MAX_DIGITS {
+                        TOO_LONG
+                    } else {
+                        text.parse::<u64>().unwrap()
+                    };
+                    assert_eq!(run_value(&data, lead, lead + len), want, "{text} at {lead}");
+                }
+            }
+        }
+        // Leading zeros and nines at full width.
+        let data = b"x0000000000000000001 9999999999999999999";
+        assert_eq!(run_value(data, 1, 20), 1);
+        assert_eq!(run_value(data, 21, 40), 9_999_999_999_999_999_999);
     }
 
     #[test]
