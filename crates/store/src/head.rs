@@ -122,6 +122,7 @@ impl HeadStream {
         // In-order entries (the usual case) are moved, not copied.
         let chunk = if is_strictly_sorted(&self.active) {
             let mut batch = std::mem::take(&mut self.active);
+            Room::of(&batch).reserve(&mut self.active);
             trim(&mut batch);
             HeadChunk {
                 min_ts: batch.timestamps.first().copied().unwrap_or(0),
@@ -172,6 +173,29 @@ impl HeadStream {
     pub fn entries(&self) -> usize {
         self.frozen.iter().map(|c| c.batch.len()).sum::<usize>() + self.active.len()
     }
+
+    /// The room this stream's entries would take in one chunk (capped at a chunk's size).
+    fn room(&self) -> Room {
+        let mut r = Room::of(&self.active);
+        for c in &self.frozen {
+            let o = Room::of(&c.batch);
+            r.entries += o.entries;
+            r.line_bytes += o.line_bytes;
+            r.metadata_ids += o.metadata_ids;
+        }
+        if r.entries > CHUNK_ENTRIES || r.line_bytes > CHUNK_BYTES {
+            // Scale to the chunk limit that comes first.
+            let share = (CHUNK_ENTRIES as f64 / r.entries as f64)
+                .min(CHUNK_BYTES as f64 / r.line_bytes.max(1) as f64);
+            let scale = |n: usize| (n as f64 * share).ceil() as usize;
+            r = Room {
+                entries: scale(r.entries),
+                line_bytes: scale(r.line_bytes),
+                metadata_ids: scale(r.metadata_ids),
+            };
+        }
+        r
+    }
 }
 
 /// Past this many line bytes an active chunk grows by this much at a time, not by
@@ -184,6 +208,41 @@ const LINES_STEP: usize = 64 * 1024;
 fn grow_lines(data: &mut Vec<u8>, more: usize) {
     if data.capacity() - data.len() < more && data.capacity() >= LINES_STEP {
         data.reserve_exact(more.max(LINES_STEP));
+    }
+}
+
+/// The room to give a stream's new active chunk: what its last chunk took, or its share of
+/// the last memtable (at most a chunk). A stream usually writes at the rate it wrote, and
+/// room taken at once is not copied again and again as the chunk grows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Room {
+    entries: usize,
+    line_bytes: usize,
+    metadata_ids: usize,
+}
+
+impl Room {
+    fn of(b: &Batch) -> Room {
+        Room {
+            entries: b.len(),
+            line_bytes: b.line_data.len(),
+            metadata_ids: b.metadata_ids.len(),
+        }
+    }
+
+    /// Reserves the room in `next`, plus an eighth (the spare that [`trim`] leaves alone).
+    fn reserve(self, next: &mut Batch) {
+        fn room<T>(v: &mut Vec<T>, n: usize) {
+            v.reserve_exact(n + n / 8);
+        }
+        room(&mut next.timestamps, self.entries);
+        room(&mut next.line_lengths, self.entries);
+        room(&mut next.line_offsets, self.entries + 1);
+        room(&mut next.line_data, self.line_bytes);
+        if self.metadata_ids > 0 {
+            room(&mut next.metadata_offsets, self.entries + 1);
+            room(&mut next.metadata_ids, self.metadata_ids);
+        }
     }
 }
 
@@ -349,6 +408,8 @@ pub struct Memtable {
     pub generation: u64,
     pub created: Instant,
     pub streams: RwLock<HashMap<StreamKey, HeadStream>>,
+    /// The room each stream took in the memtable before, reserved when it first appends.
+    rooms: HashMap<StreamKey, Room>,
     /// Line bytes and entries appended, for rotation and metrics.
     pub bytes: AtomicU64,
     pub entries: AtomicU64,
@@ -360,8 +421,23 @@ impl Memtable {
             generation,
             created: Instant::now(),
             streams: RwLock::new(HashMap::new()),
+            rooms: HashMap::new(),
             bytes: AtomicU64::new(0),
             entries: AtomicU64::new(0),
+        }
+    }
+
+    /// The memtable after `prev`, its streams' chunks sized by what they took in `prev`.
+    pub fn after(prev: &Memtable) -> Memtable {
+        let rooms = prev
+            .streams
+            .read()
+            .iter()
+            .map(|(&k, h)| (k, h.room()))
+            .collect();
+        Memtable {
+            rooms,
+            ..Memtable::new(prev.generation + 1)
         }
     }
 
@@ -369,14 +445,58 @@ impl Memtable {
         self.entries.load(Ordering::Relaxed) == 0
     }
 
-    pub fn stream_mut(map: &mut HashMap<StreamKey, HeadStream>, key: StreamKey) -> &mut HeadStream {
-        map.entry(key).or_default()
+    /// The head of stream `key` in `map` (this memtable's streams, locked), created when new.
+    pub fn stream_mut<'a>(
+        &self,
+        map: &'a mut HashMap<StreamKey, HeadStream>,
+        key: StreamKey,
+    ) -> &'a mut HeadStream {
+        map.entry(key).or_insert_with(|| {
+            let mut h = HeadStream::default();
+            if let Some(r) = self.rooms.get(&key) {
+                r.reserve(&mut h.active);
+            }
+            h
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_gets_the_room_it_took_before_at_once() {
+        let line = [b'x'; 150];
+        let meta = [(&b"detected_level"[..], &b"info"[..])];
+        let m1 = Memtable::new(1);
+        {
+            let mut streams = m1.streams.write();
+            let h = m1.stream_mut(&mut streams, (0, 1));
+            for ts in 0..1000 {
+                h.push(ts, &line, meta.iter().copied()).unwrap();
+            }
+        }
+        let m2 = Memtable::after(&m1);
+        assert_eq!(m2.generation, 2);
+        let mut streams = m2.streams.write();
+        let busy = &m2.stream_mut(&mut streams, (0, 1)).active;
+        assert!(busy.line_data.capacity() >= 150_000);
+        assert!(busy.timestamps.capacity() >= 1000);
+        assert!(busy.metadata_ids.capacity() >= 1000);
+        let new = &m2.stream_mut(&mut streams, (0, 2)).active;
+        assert_eq!(new.line_data.capacity(), 0);
+
+        // A stream past a chunk gets a chunk's room, and so does each chunk after a freeze.
+        let mut h = HeadStream::default();
+        for ts in 0..3000 {
+            h.push(ts, &line, std::iter::empty()).unwrap();
+        }
+        let r = h.room();
+        assert_eq!(r.entries, CHUNK_BYTES.div_ceil(150));
+        assert!((CHUNK_BYTES..CHUNK_BYTES + 2).contains(&r.line_bytes));
+        assert!(h.active.line_data.capacity() >= CHUNK_BYTES);
+    }
 
     #[test]
     fn a_large_chunk_grows_in_steps_not_by_doubling() {

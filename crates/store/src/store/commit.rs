@@ -201,7 +201,7 @@ pub(crate) fn apply_record(shared: &Shared, mt: &Memtable, payload: &[u8]) -> Re
                 tenant.catalog.write().intern(&labels)
             }
         };
-        let head = Memtable::stream_mut(&mut streams, (tenant.num, id));
+        let head = mt.stream_mut(&mut streams, (tenant.num, id));
         while let Some((ts, line, meta)) = s.next_entry()? {
             head.push(ts, line, meta.iter().copied())?;
             entries += 1;
@@ -259,10 +259,11 @@ fn maybe_rotate(
     let old_gen = segment.generation;
     debug_assert_eq!(old_gen, active.generation);
     *segment = next;
+    let fresh = Arc::new(Memtable::after(&active));
     {
         let mut v = shared.view.write();
         v.flushing.push(active.clone());
-        v.active = Arc::new(Memtable::new(old_gen + 1));
+        v.active = fresh;
     }
     let _ = flush_tx.send(active);
     let _ = wal::segment_path(&shared.wal_dir, old_gen);
