@@ -26,7 +26,9 @@ use crate::index::{Catalog, StreamId};
 use crate::part::Part;
 use crate::templated::Templates;
 use crate::wal::{self, record};
-use crate::{AppendReport, RejectReason, Rejection, StoreConfig, StoreError, WriteStream};
+use crate::{
+    AppendReport, RejectReason, Rejection, StoreConfig, StoreError, WriteEntry, WriteStream,
+};
 
 /// The storage engine. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
@@ -589,7 +591,7 @@ impl Store {
         let mut record = self.shared.take_record(
             64 + streams
                 .iter()
-                .map(|s| 64 + s.entries.iter().map(|e| e.line.len() + 12).sum::<usize>())
+                .map(|s| 64 + s.entries.iter().map(record_size).sum::<usize>())
                 .sum::<usize>(),
         );
         let (entries, bytes) = record::encode_append(
@@ -801,6 +803,14 @@ pub(crate) fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// About the bytes `e` takes in a WAL record, its metadata included (the timestamp delta
+/// and the lengths are varints of a few bytes each), so that a request's record is
+/// allocated once: growing it copies everything written so far.
+fn record_size(e: &WriteEntry<'_>) -> usize {
+    let meta: usize = e.metadata.iter().map(|(n, v)| n.len() + v.len() + 6).sum();
+    e.line.len() + 16 + meta
 }
 
 fn check_tenant(t: &str) -> Result<(), StoreError> {
