@@ -98,14 +98,19 @@ pub fn detected_level<'a>(
     if let Some((_, v)) = metadata.iter().find(|(n, _)| *n == DETECTED_LEVEL) {
         return normalize(v);
     }
-    for f in LEVEL_FIELDS {
-        if let Some(v) = labels.get(f) {
-            return normalize(v);
+    // On the push path both are usually empty: skip the dozen lookups per line.
+    if !labels.is_empty() {
+        for f in LEVEL_FIELDS {
+            if let Some(v) = labels.get(f) {
+                return normalize(v);
+            }
         }
     }
-    for f in LEVEL_FIELDS {
-        if let Some((_, v)) = metadata.iter().find(|(n, _)| n == f) {
-            return normalize(v);
+    if !metadata.is_empty() {
+        for f in LEVEL_FIELDS {
+            if let Some((_, v)) = metadata.iter().find(|(n, _)| n == f) {
+                return normalize(v);
+            }
         }
     }
     Cow::Borrowed(level_from_line(line))
