@@ -398,6 +398,29 @@ fn bench_lines(c: &mut Criterion) {
             out.len()
         })
     });
+    // The text filter of each block, from its templates and runs of digits (each block's
+    // split kept in an encoder of its own).
+    let split: Vec<TemplateEncoder> = blocks
+        .iter()
+        .map(|(buf, offsets)| {
+            let mut e = TemplateEncoder::default();
+            e.encode(buf, offsets, &mut table, &mut Vec::new());
+            e
+        })
+        .collect();
+    g.bench_function("filter", |b| {
+        let mut filter = kiroku_store::filter::FilterBuilder::new();
+        let mut out = Vec::new();
+        b.iter(|| {
+            for (e, (buf, _)) in split.iter().zip(&blocks) {
+                out.clear();
+                filter.clear();
+                e.add_to_filter(buf, &mut filter);
+                filter.finish_into(&mut out);
+            }
+            out.len()
+        })
+    });
     let mut dec = TemplateDecoder::default();
     g.bench_function("join", |b| {
         let mut out = Vec::new();
