@@ -208,6 +208,9 @@ pub struct FieldsWriter {
     name: String,
     /// Raw key → column (`None`: the key gives no label name).
     keys: Vec<(Vec<u8>, Option<usize>)>,
+    /// Where in `keys` the next key is looked for first: after the last one found, since
+    /// the lines of a block mostly name their fields in the same order.
+    next_key: usize,
     columns: Vec<Column>,
     nested: Vec<String>,
     /// Entries added.
@@ -229,6 +232,7 @@ impl FieldsWriter {
             FieldKind::Logfmt
         };
         self.keys.clear();
+        self.next_key = 0;
         self.columns.clear();
         self.nested.clear();
         self.n = 0;
@@ -332,9 +336,18 @@ impl FieldsWriter {
 
     /// The column of raw key `key`, created on first sight; `Err` past [`MAX_NAMES`].
     fn column_of(&mut self, key: &[u8]) -> Result<Option<usize>, Stop> {
-        if let Some((_, c)) = self.keys.iter().find(|(k, _)| k == key) {
-            return Ok(*c);
+        let guess = self.next_key.min(self.keys.len());
+        let (earlier, from_guess) = self.keys.split_at(guess);
+        if let Some(i) = from_guess
+            .iter()
+            .position(|(k, _)| k == key)
+            .map(|i| guess + i)
+            .or_else(|| earlier.iter().position(|(k, _)| k == key))
+        {
+            self.next_key = i + 1;
+            return Ok(self.keys[i].1);
         }
+        self.next_key = self.keys.len() + 1;
         if self.keys.len() == MAX_NAMES {
             return Err(Stop);
         }
@@ -433,6 +446,32 @@ mod tests {
         assert_eq!(f.plan(&json(&["absent"])), Some(vec![]));
         // Columns of JSON lines do not stand for logfmt.
         assert!(f.plan(&logfmt(&["status"])).is_none());
+    }
+
+    #[test]
+    fn fields_in_any_order_land_in_their_columns() {
+        let f = fields_of(&[
+            "a=1 b=2 c=3",
+            "a=4 b=5 c=6",
+            "c=7 a=8",
+            "b=9 d=10 a=11",
+            "a=12 b=13 c=14",
+        ])
+        .unwrap();
+        let col = |n: &str| {
+            let c = f.columns.iter().find(|c| c.name == n).unwrap();
+            c.codes
+                .iter()
+                .map(|&k| match k {
+                    0 => String::new(),
+                    k => String::from_utf8(c.tokens[usize::from(k) - 1].to_vec()).unwrap(),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(col("a"), ["1", "4", "8", "11", "12"]);
+        assert_eq!(col("b"), ["2", "5", "", "9", "13"]);
+        assert_eq!(col("c"), ["3", "6", "7", "", "14"]);
+        assert_eq!(col("d"), ["", "", "", "10", ""]);
     }
 
     fn tokens(c: &FieldColumn) -> Vec<&[u8]> {
