@@ -298,7 +298,8 @@ impl TemplateEncoder {
         }
     }
 
-    /// Finds the variables of the line `data[from..to]` (appended to `vars`) and returns its template's index, adding the template when it is new.
+    /// Finds the variables of the line `data[from..to]` (appended to `vars`) and returns
+    /// its template's index, adding the template when it is new.
     /// The line is read 8 bytes at a time; the bytes where a run of digits starts or ends
     /// are found from a bit mask.
     fn split(&mut self, data: &[u8], from: usize, to: usize) -> u32 {
@@ -466,7 +467,12 @@ fn run_value(data: &[u8], start: usize, end: usize) -> u64 {
         9..=16 => {
             eight_digits(data, start, end - 8) * 100_000_000 + eight_digits(data, end - 8, end)
         }
-        17..=MAX_DIGITS => number(&data[start..end]),
+        17..=MAX_DIGITS => {
+            (eight_digits(data, start, end - 16) * 100_000_000
+                + eight_digits(data, end - 16, end - 8))
+                * 100_000_000
+                + eight_digits(data, end - 8, end)
+        }
         _ => TOO_LONG,
     }
 }
@@ -492,13 +498,6 @@ fn eight_digits(data: &[u8], start: usize, end: usize) -> u64 {
     let x = ((x & 0x0f00_0f00_0f00_0f00) >> 8) + (x & 0x000f_000f_000f_000f) * 10;
     let x = ((x & 0x00ff_0000_00ff_0000) >> 16) + (x & 0x0000_00ff_0000_00ff) * 100;
     ((x & 0x0000_ffff_0000_0000) >> 32) + (x & 0x0000_0000_0000_ffff) * 10_000
-}
-
-/// The value of a run of at most [`MAX_DIGITS`] decimal digits.
-fn number(digits: &[u8]) -> u64 {
-    digits
-        .iter()
-        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
 }
 
 /// Bytes of `v` as a varint: its significant bits over 7, rounded up (`(b * 9 + 64) / 64`
