@@ -214,8 +214,8 @@ fn grow_lines(data: &mut Vec<u8>, more: usize) {
 /// The room to give a stream's new active chunk: what its last chunk took, or its share of
 /// the last memtable (at most a chunk). A stream usually writes at the rate it wrote, and
 /// room taken at once is not copied again and again as the chunk grows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Room {
+#[derive(Debug, Clone, Copy)]
+struct Room {
     entries: usize,
     line_bytes: usize,
     metadata_ids: usize,
