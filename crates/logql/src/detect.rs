@@ -145,6 +145,20 @@ fn known_level(v: &[u8]) -> Option<&'static str> {
     })
 }
 
+/// The `detected_level` of an entry whose stream labels and metadata name no level: the
+/// line's alone, one of Loki's level names.
+///
+/// Runs of decimal digits only ever stand between other bytes here (no level word,
+/// field name or boundary holds a digit), so a line and its template (each run of digits
+/// replaced by one `0`, see the store's lines column) have the same level: the store
+/// derives it once per template when it writes a block.
+pub fn line_level(line: &[u8]) -> &'static str {
+    match plain_level(line) {
+        Some(level) => level,
+        None => level_from_line(&String::from_utf8_lossy(line)),
+    }
+}
+
 fn level_from_line(line: &str) -> &'static str {
     let b = line.as_bytes();
     let value = if is_json(line) {
@@ -477,6 +491,90 @@ mod tests {
                 keyword_level_by_word(line.as_bytes()),
                 "line {:?}", line
             );
+        }
+    }
+
+    /// Lines made of level words, boundaries, JSON and logfmt pieces with and without
+    /// level fields, digits, and noise.
+    fn mixed_lines() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(vec![
+                    "trace", "DEBUG", "Fatal", "critical", "error", "err", "ERR", "warning",
+                    "Warn", "info", "INFO", "inform", "errors", "xerror",
+                ])
+                .prop_map(str::to_string),
+                proptest::sample::select(vec![
+                    " ", "\t", "[", "]", "(", ")", ":", ",", "!", "\"", "'", "|", "}", "-", ".",
+                    "/", "\n", "{", "=", "\\", "\\u00", "\u{e9}",
+                ])
+                .prop_map(str::to_string),
+                proptest::sample::select(vec![
+                    "level=",
+                    "LVL=warn ",
+                    "Severity=",
+                    "lvl",
+                    "\"level\":\"",
+                    "{\"msg\":\"",
+                    "{\"severity\":\"error\"}",
+                    "\"}",
+                    "{\"log\":{\"level\":\"debug\"}}",
+                    "x=1 ",
+                    "status=500 ",
+                    "severity_text=fatal",
+                    "\"n\":12,",
+                ])
+                .prop_map(str::to_string),
+                "[a-zA-Z0-9 ]{0,6}",
+                "[0-9]{1,25}",
+                // Long runs, so lines cross the scan's 64-byte chunks.
+                "[a-z]{50,70}",
+                proptest::collection::vec(any::<u8>(), 0..4)
+                    .prop_map(|b: Vec<u8>| String::from_utf8_lossy(&b).into_owned()),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// `line` with each run of digits replaced by one `0`, as the store's templates are.
+    fn template(line: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        for (i, &c) in line.iter().enumerate() {
+            if !c.is_ascii_digit() {
+                t.push(c);
+            } else if i == 0 || !line[i - 1].is_ascii_digit() {
+                t.push(b'0');
+            }
+        }
+        t
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The shortcut finds the level the full rules find, and a line's template has
+        /// the line's level.
+        #[test]
+        fn line_level_follows_the_rules_and_ignores_digits(line in mixed_lines()) {
+            let want = detected_level(&Labels::new(), &[], &line).into_owned();
+            prop_assert_eq!(line_level(line.as_bytes()), want.as_str(), "line {:?}", line);
+            let t = template(line.as_bytes());
+            prop_assert_eq!(line_level(&t), want.as_str(), "line {:?}", line);
+        }
+
+        /// Invalid UTF-8 around digits does not change a template's level either.
+        #[test]
+        fn line_level_ignores_digits_in_any_bytes(
+            b in proptest::collection::vec(
+                proptest::prop_oneof![
+                    any::<u8>(),
+                    proptest::sample::select(b"0123456789 e=\"{}lv".to_vec()),
+                ],
+                0..80,
+            ),
+        ) {
+            prop_assert_eq!(line_level(&template(&b)), line_level(&b), "line {:?}", b);
         }
     }
 

@@ -311,14 +311,15 @@ impl<'a> Batch<'a> {
                 for (n, v) in md {
                     b.meta.push((sanitize_name(n), utf8(v)));
                 }
-                let level = enrich::detected_level(&labels, &b.meta[mstart..], e.line);
-                // A client's own detected_level is kept, normalised, rather than doubled.
-                match b.meta[mstart..]
-                    .iter_mut()
-                    .find(|(n, _)| n == enrich::DETECTED_LEVEL)
-                {
-                    Some(pair) => pair.1 = level,
-                    None => b.meta.push((Cow::Borrowed(enrich::DETECTED_LEVEL), level)),
+                if let Some(level) = enrich::stored_level(&labels, &b.meta[mstart..]) {
+                    // A client's own detected_level is kept, normalised, rather than doubled.
+                    match b.meta[mstart..]
+                        .iter_mut()
+                        .find(|(n, _)| n == enrich::DETECTED_LEVEL)
+                    {
+                        Some(pair) => pair.1 = level,
+                        None => b.meta.push((Cow::Borrowed(enrich::DETECTED_LEVEL), level)),
+                    }
                 }
                 b.accepted_bytes += e.line.len() as u64;
                 b.entries.push(BatchEntry {
@@ -351,14 +352,22 @@ fn tail_batch(
                 entries: s
                     .entries
                     .iter()
-                    .map(|e| TailEntry {
-                        ts: e.ts,
-                        line: String::from_utf8_lossy(e.line).into_owned(),
-                        metadata: e
+                    .map(|e| {
+                        let mut metadata: Vec<(String, String)> = e
                             .metadata
                             .iter()
                             .map(|(n, v)| (n.to_string(), v.to_string()))
-                            .collect(),
+                            .collect();
+                        // What the store will add (see `enrich::stored_level`).
+                        if !metadata.iter().any(|(n, _)| n == enrich::DETECTED_LEVEL) {
+                            let level = logql::detect::line_level(e.line);
+                            metadata.push((enrich::DETECTED_LEVEL.to_string(), level.to_string()));
+                        }
+                        TailEntry {
+                            ts: e.ts,
+                            line: String::from_utf8_lossy(e.line).into_owned(),
+                            metadata,
+                        }
                     })
                     .collect(),
             })

@@ -27,6 +27,7 @@
 //! tells them apart.
 
 use logql::Batch;
+use logql::detect::DETECTED_LEVEL;
 use logql::fields::{FieldColumn, FieldKind, Fields, FieldsWriter, Tokens};
 
 use crate::codec::{Corrupt, Decoder, put_bytes, put_uvarint};
@@ -57,6 +58,7 @@ pub struct BlockEncoder {
     values: Vec<u64>,
     fields: FieldsWriter,
     templates: TemplateEncoder,
+    levels: MetadataEncoder,
 }
 
 /// Where each encoded column of a block ended up, relative to the block start.
@@ -80,6 +82,7 @@ impl BlockEncoder {
             values: Vec::new(),
             fields: FieldsWriter::new(),
             templates: TemplateEncoder::default(),
+            levels: MetadataEncoder::default(),
         })
     }
 
@@ -131,36 +134,10 @@ impl BlockEncoder {
         sizes.lines = encode_column(&mut self.zstd_lines, &mut self.packed, &self.scratch, out)?;
         out[start] |= LAYOUT_TABLE;
         // metadata
-        if !b.metadata_offsets.is_empty() {
-            let ids_from = b.metadata_offsets[range.start] as usize;
-            let ids_to = b.metadata_offsets[range.end] as usize;
-            if ids_to > ids_from {
-                // A block-local dictionary: only the pairs this range uses.
-                let mut remap = vec![u32::MAX; b.metadata_dict.len()];
-                let mut used: Vec<u32> = Vec::new();
-                for &id in &b.metadata_ids[ids_from..ids_to] {
-                    if remap[id as usize] == u32::MAX {
-                        remap[id as usize] = used.len() as u32;
-                        used.push(id);
-                    }
-                }
-                self.scratch.clear();
-                put_uvarint(&mut self.scratch, used.len() as u64);
-                for &id in &used {
-                    let (n, v) = &b.metadata_dict[id as usize];
-                    put_bytes(&mut self.scratch, n.as_bytes());
-                    put_bytes(&mut self.scratch, v.as_bytes());
-                }
-                for i in range.clone() {
-                    let ids = b.metadata_ids(i);
-                    put_uvarint(&mut self.scratch, ids.len() as u64);
-                    for &id in ids {
-                        put_uvarint(&mut self.scratch, u64::from(remap[id as usize]));
-                    }
-                }
-                sizes.meta = self.column(out)?;
-            }
-        }
+        self.scratch.clear();
+        self.levels
+            .encode(b, range.clone(), &self.templates, &mut self.scratch);
+        sizes.meta = self.column(out)?;
         // fields, when the lines are JSON objects or logfmt pairs
         self.fields.reset(b.line(range.start));
         for i in range.clone() {
@@ -187,6 +164,110 @@ impl BlockEncoder {
         let size = self.column(out)?;
         out[start] |= LAYOUT_PLANES;
         Ok(size)
+    }
+}
+
+/// Writes a block's metadata column: a block-local dictionary of (name, value) pairs, then
+/// per entry its pairs' ids. An entry without a `detected_level` pair (its stream labels
+/// and metadata named no level, so its line decides) gets the one its line implies,
+/// found once per template of the block rather than once per line
+/// ([`logql::detect::line_level`]).
+#[derive(Default)]
+struct MetadataEncoder {
+    /// Batch dictionary id → block dictionary id, or `u32::MAX`.
+    remap: Vec<u32>,
+    /// The batch dictionary ids the block uses, by block id.
+    used: Vec<u32>,
+    /// The derived levels the block uses; block ids follow those of `used`.
+    derived: Vec<&'static str>,
+    /// Per block template, the block id of its level, or `u32::MAX` before it is needed.
+    by_template: Vec<u32>,
+    /// Per entry, the block id of its derived level, or [`OWN_LEVEL`].
+    entry_level: Vec<u32>,
+}
+
+/// In [`MetadataEncoder::entry_level`]: the entry has its own `detected_level`.
+const OWN_LEVEL: u32 = u32::MAX;
+/// In [`MetadataEncoder::by_template`]: not yet known.
+const UNKNOWN: u32 = u32::MAX;
+
+impl MetadataEncoder {
+    fn encode(
+        &mut self,
+        b: &Batch,
+        range: std::ops::Range<usize>,
+        templates: &TemplateEncoder,
+        out: &mut Vec<u8>,
+    ) {
+        self.remap.clear();
+        self.remap.resize(b.metadata_dict.len(), u32::MAX);
+        self.used.clear();
+        self.derived.clear();
+        self.entry_level.clear();
+        let mut explicit_levels: Vec<(u32, &str)> = Vec::new();
+        for i in range.clone() {
+            let mut own = false;
+            for &id in b.metadata_ids(i) {
+                let slot = &mut self.remap[id as usize];
+                let (name, value) = &b.metadata_dict[id as usize];
+                if *slot == u32::MAX {
+                    *slot = self.used.len() as u32;
+                    self.used.push(id);
+                    if name == DETECTED_LEVEL {
+                        explicit_levels.push((*slot, value));
+                    }
+                }
+                own |= name == DETECTED_LEVEL;
+            }
+            // Any value but OWN_LEVEL until the loop below sets it.
+            self.entry_level.push(if own { OWN_LEVEL } else { 0 });
+        }
+        self.by_template.clear();
+        self.by_template
+            .resize(templates.block_template_count(), UNKNOWN);
+        let lines = templates.line_templates();
+        for (j, slot) in self.entry_level.iter_mut().enumerate() {
+            if *slot == OWN_LEVEL {
+                continue;
+            }
+            let t = lines[j] as usize;
+            if self.by_template[t] == UNKNOWN {
+                let level = logql::detect::line_level(templates.block_template(t as u32));
+                let id = match explicit_levels.iter().find(|(_, v)| *v == level) {
+                    Some(&(id, _)) => id,
+                    None => match self.derived.iter().position(|&l| l == level) {
+                        Some(k) => (self.used.len() + k) as u32,
+                        None => {
+                            self.derived.push(level);
+                            (self.used.len() + self.derived.len() - 1) as u32
+                        }
+                    },
+                };
+                self.by_template[t] = id;
+            }
+            *slot = self.by_template[t];
+        }
+        put_uvarint(out, (self.used.len() + self.derived.len()) as u64);
+        for &id in &self.used {
+            let (n, v) = &b.metadata_dict[id as usize];
+            put_bytes(out, n.as_bytes());
+            put_bytes(out, v.as_bytes());
+        }
+        for level in &self.derived {
+            put_bytes(out, DETECTED_LEVEL.as_bytes());
+            put_bytes(out, level.as_bytes());
+        }
+        for (i, &level) in range.zip(&self.entry_level) {
+            let ids = b.metadata_ids(i);
+            let n = ids.len() + usize::from(level != OWN_LEVEL);
+            put_uvarint(out, n as u64);
+            for &id in ids {
+                put_uvarint(out, u64::from(self.remap[id as usize]));
+            }
+            if level != OWN_LEVEL {
+                put_uvarint(out, u64::from(level));
+            }
+        }
     }
 }
 
@@ -785,11 +866,91 @@ pub(crate) mod tests {
         assert_eq!(dec.lines(ln, 3, 307, None, &mut data), Err(Corrupt));
         let (mut dict, mut offs, mut ids) = (Vec::new(), Vec::new(), Vec::new());
         dec.metadata(m, 3, &mut dict, &mut offs, &mut ids).unwrap();
-        assert_eq!(offs, vec![0, 2, 3, 3]);
+        // Each entry also gets the detected_level its line implies.
+        assert_eq!(offs, vec![0, 3, 5, 6]);
         let pairs: Vec<_> = ids.iter().map(|&i| dict[i as usize].clone()).collect();
-        assert_eq!(pairs[2], ("user".to_string(), "u1".to_string()));
-        assert_eq!(pairs[0], ("trace_id".to_string(), "abc".to_string()));
+        let pair = |n: &str, v: &str| (n.to_string(), v.to_string());
+        assert_eq!(pairs[0], pair("trace_id", "abc"));
+        assert_eq!(pairs[1], pair("user", "u1"));
+        assert_eq!(pairs[2], pair("detected_level", "unknown"));
+        assert_eq!(pairs[3], pair("user", "u1"));
+        assert_eq!(pairs[5], pair("detected_level", "unknown"));
         assert!(dec.timestamps(&out[..2], 3, &mut ts).is_err());
+    }
+
+    /// The metadata of entries `range` of `b` as a block holds them, per entry.
+    fn stored_metadata(b: &Batch, range: std::ops::Range<usize>) -> Vec<Vec<(String, String)>> {
+        let mut enc = BlockEncoder::new(1).unwrap();
+        let mut out = Vec::new();
+        let sizes = enc
+            .encode(b, range.clone(), &mut TemplateTable::default(), &mut out)
+            .unwrap();
+        let at = (sizes.ts + sizes.lengths + sizes.lines) as usize;
+        let col = &out[at..at + sizes.meta as usize];
+        let (mut dict, mut offs, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        let mut dec = BlockDecoder::new().unwrap();
+        dec.metadata(col, range.len(), &mut dict, &mut offs, &mut ids)
+            .unwrap();
+        offs.windows(2)
+            .map(|w| {
+                ids[w[0] as usize..w[1] as usize]
+                    .iter()
+                    .map(|&i| dict[i as usize].clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_without_a_level_get_their_lines() {
+        let own: &[(&str, &str)] = &[("detected_level", "debug")];
+        let b = batch(&[
+            (1, "ERROR 1 disk full", &[]),
+            (2, "ERROR 22 disk full", &[("k", "v")]),
+            (3, "level=warn n=3", &[]),
+            (4, "ERROR 333 disk full", own),
+            (5, "debug here", &[]),
+            (6, "{\"severity\":\"fatal\",\"n\":12}", &[]),
+        ]);
+        let m = stored_metadata(&b, 0..6);
+        let level = |v: &str| ("detected_level".to_string(), v.to_string());
+        assert_eq!(m[0], vec![level("error")]);
+        assert_eq!(m[1], vec![("k".into(), "v".into()), level("error")]);
+        assert_eq!(m[2], vec![level("warn")]);
+        // Its own level stays, and is not doubled.
+        assert_eq!(m[3], vec![level("debug")]);
+        assert_eq!(m[4], vec![level("debug")]);
+        assert_eq!(m[5], vec![level("fatal")]);
+        // A range of the batch: only its entries.
+        assert_eq!(
+            stored_metadata(&b, 2..4),
+            vec![vec![level("warn")], vec![level("debug")]]
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Whatever the lines, each entry's stored level is its line's.
+        #[test]
+        fn stored_levels_are_the_lines(
+            lines in proptest::collection::vec(
+                "([0-9]{1,4}|error|Info|WARN|level=|severity|\\{|\"|=| |x|:|\\\\){0,8}",
+                1..40,
+            ),
+        ) {
+            let entries: Vec<TestEntry<'_>> =
+                lines.iter().enumerate().map(|(i, l)| (i as i64, l.as_str(), &[][..])).collect();
+            let m = stored_metadata(&batch(&entries), 0..lines.len());
+            for (l, pairs) in lines.iter().zip(&m) {
+                let want = logql::detect::line_level(l.as_bytes());
+                proptest::prop_assert_eq!(
+                    pairs,
+                    &vec![("detected_level".to_string(), want.to_string())],
+                    "line {:?}", l
+                );
+            }
+        }
     }
 
     /// A raw (uncompressed) column of `raw` with the given layout bit.

@@ -13,11 +13,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use logql::Batch;
+use logql::detect::DETECTED_LEVEL;
 use parking_lot::RwLock;
 
 use dict::DictIndex;
@@ -40,11 +41,77 @@ pub struct HeadChunk {
     pub batch: Batch,
     pub min_ts: i64,
     pub max_ts: i64,
+    /// The metadata as reads see it, made on the first read that asks for metadata.
+    metadata: OnceLock<Batch>,
 }
 
 impl HeadChunk {
+    fn new(batch: Batch) -> HeadChunk {
+        HeadChunk {
+            min_ts: batch.timestamps.first().copied().unwrap_or(0),
+            max_ts: batch.timestamps.last().copied().unwrap_or(0),
+            batch,
+            metadata: OnceLock::new(),
+        }
+    }
+
     pub fn raw_bytes(&self) -> u64 {
         self.batch.line_data.len() as u64
+    }
+
+    /// The entries' metadata (only `metadata_dict`, `metadata_offsets` and `metadata_ids`
+    /// are set) with, for each entry without a `detected_level`, the one its line implies:
+    /// what a block written from the chunk will hold (see [`crate::block`]). The push path
+    /// leaves that pair out when the line alone decides it, so that the work is done per
+    /// template when blocks are written, not per line; reads of the head do it here, once
+    /// per chunk.
+    pub fn metadata(&self) -> &Batch {
+        self.metadata.get_or_init(|| {
+            let b = &self.batch;
+            let mut m = Batch {
+                metadata_dict: b.metadata_dict.clone(),
+                ..Batch::default()
+            };
+            let own: Vec<bool> = m
+                .metadata_dict
+                .iter()
+                .map(|(n, _)| n == DETECTED_LEVEL)
+                .collect();
+            m.metadata_offsets.reserve(b.len() + 1);
+            m.metadata_offsets.push(0);
+            m.metadata_ids.reserve(b.metadata_ids.len() + b.len());
+            // Dictionary ids of the derived levels, by level.
+            let mut derived: Vec<(&'static str, u32)> = Vec::new();
+            for i in 0..b.len() {
+                let ids = b.metadata_ids(i);
+                m.metadata_ids.extend_from_slice(ids);
+                if !ids.iter().any(|&id| own[id as usize]) {
+                    let level = logql::detect::line_level(b.line(i));
+                    let id = match derived.iter().find(|(l, _)| *l == level) {
+                        Some(&(_, id)) => id,
+                        None => {
+                            let id = match m
+                                .metadata_dict
+                                .iter()
+                                .position(|(n, v)| n == DETECTED_LEVEL && v == level)
+                            {
+                                Some(id) => id as u32,
+                                None => {
+                                    m.metadata_dict
+                                        .push((DETECTED_LEVEL.to_string(), level.to_string()));
+                                    (m.metadata_dict.len() - 1) as u32
+                                }
+                            };
+                            derived.push((level, id));
+                            id
+                        }
+                    };
+                    m.metadata_ids.push(id);
+                }
+                m.metadata_offsets.push(m.metadata_ids.len() as u32);
+            }
+            m
+        })
     }
 }
 
@@ -124,11 +191,7 @@ impl HeadStream {
             let mut batch = std::mem::take(&mut self.active);
             Room::of(&batch).reserve(&mut self.active);
             trim(&mut batch);
-            HeadChunk {
-                min_ts: batch.timestamps.first().copied().unwrap_or(0),
-                max_ts: batch.timestamps.last().copied().unwrap_or(0),
-                batch,
-            }
+            HeadChunk::new(batch)
         } else {
             let c = sorted_chunk(&self.active);
             self.active.clear();
@@ -287,11 +350,7 @@ pub fn sorted_chunk(b: &Batch) -> HeadChunk {
     }
     let mut out = Batch::default();
     copy_entries(b, &order, &mut out, &mut DictIndex::default());
-    HeadChunk {
-        min_ts: out.timestamps.first().copied().unwrap_or(0),
-        max_ts: out.timestamps.last().copied().unwrap_or(0),
-        batch: out,
-    }
+    HeadChunk::new(out)
 }
 
 /// Appends the entries `order` of `src` (sorted by timestamp) to `dst`, dropping exact
@@ -593,6 +652,29 @@ mod tests {
         assert_eq!(entries_of(&m), vec![(1, b"a".to_vec()), (3, b"c".to_vec())]);
         assert!(m.metadata(0).next().is_none());
         assert_eq!(m.metadata(1).collect::<Vec<_>>(), vec![("k", "v")]);
+    }
+
+    #[test]
+    fn reads_of_a_chunk_see_the_levels_blocks_will_hold() {
+        let mut h = HeadStream::default();
+        h.push(1, b"ERROR 7 down", std::iter::empty()).unwrap();
+        h.push(2, b"info ok", [(&b"k"[..], &b"v"[..])].into_iter())
+            .unwrap();
+        let own = [(&b"detected_level"[..], &b"custom"[..])];
+        h.push(3, b"ERROR 8 down", own.into_iter()).unwrap();
+        h.push(4, b"ERROR 9 down", std::iter::empty()).unwrap();
+        let mut chunks = Vec::new();
+        h.snapshot(0, 10, &mut chunks);
+        let m = chunks[0].metadata();
+        let meta = |i: usize| m.metadata(i).collect::<Vec<_>>();
+        assert_eq!(meta(0), vec![("detected_level", "error")]);
+        assert_eq!(meta(1), vec![("k", "v"), ("detected_level", "info")]);
+        assert_eq!(meta(2), vec![("detected_level", "custom")]);
+        assert_eq!(meta(3), vec![("detected_level", "error")]);
+        // One pair per level in the dictionary.
+        assert_eq!(m.metadata_dict.len(), 4);
+        // The chunk itself is as pushed.
+        assert!(chunks[0].batch.metadata(0).next().is_none());
     }
 
     #[test]

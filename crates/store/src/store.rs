@@ -580,6 +580,11 @@ impl Store {
     /// retention period are refused and listed in the report, the others still written.
     /// Errors: [`StoreError::DiskFull`] (retryable) when the disk or its budget is full,
     /// [`StoreError::Closed`] after [`Store::close`].
+    ///
+    /// Every entry reads back with a `detected_level` metadata pair: an entry stored
+    /// without one gets the one its line implies ([`logql::detect::line_level`]), derived
+    /// once per template when its block is written (and per line by reads of the heads).
+    /// A writer whose stream labels or metadata decide the level stores the pair itself.
     pub async fn append(
         &self,
         tenant: &str,

@@ -284,6 +284,21 @@ impl TemplateEncoder {
         }
     }
 
+    /// Per line last encoded, its template's position among the block's templates.
+    pub fn line_templates(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// How many templates the lines last encoded have.
+    pub fn block_template_count(&self) -> usize {
+        self.block.len()
+    }
+
+    /// The template at position `t` among those of the lines last encoded.
+    pub fn block_template(&self, t: u32) -> &[u8] {
+        self.block.key(t)
+    }
+
     /// Adds the lines last encoded, `data` as given to [`TemplateEncoder::encode`], to a
     /// text filter: each of their templates once, and their runs of three or more digits
     /// (see [`crate::filter`]).

@@ -221,12 +221,20 @@ fn both(streams: &[(bool, Vec<(String, u8)>)]) -> (Vec<String>, Vec<String>) {
             .enumerate()
             .map(|(k, (line, m))| (T0 + k as i64 * 7_000_000_000, line.clone(), metadata(*m)))
             .collect();
+        // The store adds the line's detected_level to entries without one.
         mem.push(
             l.clone(),
-            entries.iter().map(|e| MemoryEntry {
-                ts: e.0,
-                line: e.1.clone(),
-                metadata: e.2.clone(),
+            entries.iter().map(|e| {
+                let mut metadata = e.2.clone();
+                if !metadata.iter().any(|(n, _)| n == "detected_level") {
+                    let level = logql::detect::line_level(e.1.as_bytes());
+                    metadata.push(("detected_level".into(), level.into()));
+                }
+                MemoryEntry {
+                    ts: e.0,
+                    line: e.1.clone(),
+                    metadata,
+                }
             }),
         );
         let mid = entries.len().div_ceil(2);

@@ -93,9 +93,9 @@ fn shared_bucket_round_trip(bucket: ObjectStoreConfig) {
     let s3 = Store::open(cfg(three.path(), &bucket)).unwrap();
     let r = s3.reader(&["fake".into()]);
     let got = read(&r, &all(), 0, i64::MAX, Direction::Backward, ALL_COLUMNS);
-    let mut want_a = entries(0, 400);
+    let mut want_a = leveled(&entries(0, 400));
     want_a.reverse();
-    let mut want_b = entries(1000, 10);
+    let mut want_b = leveled(&entries(1000, 10));
     want_b.reverse();
     assert_eq!(got, vec![(a.clone(), want_a), (b.clone(), want_b)]);
     assert_eq!(
@@ -244,7 +244,7 @@ fn parts_replaced_by_compaction_stay_for_instances_that_have_not_listed_since() 
             .map(|(_, e)| (e.len(), e[0].0, e[e.len() - 1].0))
             .collect();
         assert_eq!(summary, vec![(400, 0, 399)]);
-        assert_eq!(got, vec![(a.clone(), entries(0, 400))]);
+        assert_eq!(got, vec![(a.clone(), leveled(&entries(0, 400)))]);
     };
     everything(&s2);
     s1.maintain();

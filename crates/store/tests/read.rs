@@ -70,9 +70,10 @@ fn out_of_order_and_duplicate_entries_read_once_in_order_across_heads_and_parts(
         let ts: Vec<i64> = got[0].1.iter().map(|e| e.0).collect();
         assert_eq!(ts, want.iter().map(|e| e.0).collect::<Vec<_>>(), "{cols:?}");
         if cols.lines {
-            assert_eq!(got[0].1, want);
+            assert_eq!(got[0].1, leveled(&want));
         }
     }
+    let want = leveled(&want);
     let mut rev = want.clone();
     rev.reverse();
     assert_eq!(
@@ -112,7 +113,7 @@ fn tenants_are_stored_apart_and_read_together_with_tenant_labels() {
         Direction::Forward,
         ALL_COLUMNS,
     );
-    assert_eq!(only_a, vec![(l.clone(), vec![e(1, "from a")])]);
+    assert_eq!(only_a, vec![(l.clone(), leveled(&[e(1, "from a")]))]);
     let both = store.reader(&["team-a".into(), "team/b".into()]);
     let got = read(&both, &all(), 0, 10, Direction::Forward, ALL_COLUMNS);
     assert_eq!(
@@ -120,11 +121,11 @@ fn tenants_are_stored_apart_and_read_together_with_tenant_labels() {
         vec![
             (
                 labels(r#"{__tenant_id__="team-a", app="a"}"#),
-                vec![e(1, "from a")]
+                leveled(&[e(1, "from a")])
             ),
             (
                 labels(r#"{__tenant_id__="team/b", app="a"}"#),
-                vec![e(2, "from b")]
+                leveled(&[e(2, "from b")])
             ),
         ]
     );
@@ -163,7 +164,7 @@ fn tenants_are_stored_apart_and_read_together_with_tenant_labels() {
             Direction::Forward,
             ALL_COLUMNS
         ),
-        vec![(l.clone(), vec![e(2, "from b")])]
+        vec![(l.clone(), leveled(&[e(2, "from b")]))]
     );
 }
 
@@ -197,7 +198,7 @@ fn metadata_round_trips_through_parts() {
         Direction::Forward,
         ALL_COLUMNS,
     );
-    assert_eq!(got[0].1, es);
+    assert_eq!(got[0].1, leveled(&es));
     let no_meta = read(
         &store.reader(&["fake".into()]),
         &all(),
@@ -469,7 +470,7 @@ proptest! {
                     if dir == Direction::Backward {
                         v.reverse();
                     }
-                    (l.clone(), v)
+                    (l.clone(), leveled(&v))
                 })
                 .filter(|(_, v)| !v.is_empty())
                 .collect();

@@ -43,7 +43,7 @@ fn appended_entries_read_back_from_heads_parts_and_after_reopen() {
         let got = read(&r, &all(), 0, i64::MAX, Direction::Forward, ALL_COLUMNS);
         assert_eq!(
             got,
-            vec![(a.clone(), want_a.clone()), (b.clone(), want_b.clone())],
+            vec![(a.clone(), leveled(&want_a)), (b.clone(), leveled(&want_b))],
             "from heads"
         );
         store.flush().unwrap();
@@ -57,7 +57,7 @@ fn appended_entries_read_back_from_heads_parts_and_after_reopen() {
             Direction::Backward,
             ALL_COLUMNS,
         );
-        let mut rev = want_a.clone();
+        let mut rev = leveled(&want_a);
         rev.reverse();
         assert_eq!(got, vec![(a.clone(), rev)], "from parts, backward");
         // One more entry in the heads, not flushed: the WAL has it at reopen.
@@ -81,7 +81,7 @@ fn appended_entries_read_back_from_heads_parts_and_after_reopen() {
     );
     let mut want = want_a.clone();
     want.push(e(4_000, "four"));
-    assert_eq!(got, vec![(a.clone(), want)]);
+    assert_eq!(got, vec![(a.clone(), leveled(&want))]);
     // Timestamps only: lines stay compressed, lengths still come.
     let got = read(
         &r,

@@ -1,7 +1,9 @@
 //! What Loki 3.x adds to every push: a `service_name` label on each stream and a
 //! `detected_level` structured-metadata pair on each entry. The rules live in
 //! [`logql::detect`], shared with the query side; this module applies them on the push
-//! path without allocating per line.
+//! path without allocating per line. The pair is stored here only when the stream labels
+//! or the metadata decide it; a level only the line decides is the store's to add, once
+//! per template (see [`stored_level`]).
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -27,46 +29,37 @@ const INLINE_PAIRS: usize = 16;
 /// Stands for a stream's labels when none of them names a level.
 static NO_LABELS: LazyLock<Labels> = LazyLock::new(Labels::new);
 
-/// The entry's `detected_level`: one of Loki's level words as a `'static` string, or, for
-/// a word Loki keeps as it is, an owned copy (rare).
-pub fn detected_level(
+/// The `detected_level` to store with an entry when its stream labels or metadata
+/// decide it: one of Loki's level words as a `'static` string, or, for a word Loki keeps
+/// as it is, an owned copy (rare). `None` when only the line decides: then the pair is
+/// left out, and the store derives it once per template of a block
+/// ([`detect::line_level`]), so pushes skip the scan of every line.
+pub fn stored_level(
     stream: &StreamLabels,
     metadata: &[(Cow<'_, str>, Cow<'_, str>)],
-    line: &[u8],
-) -> Cow<'static, str> {
+) -> Option<Cow<'static, str>> {
+    if !stream.has_level_label && !names_a_level_field(metadata) {
+        return None;
+    }
     let labels = if stream.has_level_label {
         &stream.labels
     } else {
         &*NO_LABELS
     };
-    level_of(labels, metadata, line)
-}
-
-fn level_of(
-    stream: &Labels,
-    metadata: &[(Cow<'_, str>, Cow<'_, str>)],
-    line: &[u8],
-) -> Cow<'static, str> {
-    if stream.is_empty()
-        && !names_a_level_field(metadata)
-        && let Some(level) = detect::plain_level(line)
-    {
-        return Cow::Borrowed(level);
-    }
-    let line = crate::push::utf8(line);
-    if metadata.len() <= INLINE_PAIRS {
+    // The line is not looked at: a label or a metadata field decides.
+    Some(if metadata.len() <= INLINE_PAIRS {
         let mut pairs = [("", ""); INLINE_PAIRS];
         for (slot, (n, v)) in pairs.iter_mut().zip(metadata) {
             *slot = (n.as_ref(), v.as_ref());
         }
-        detect::detected_level(stream, &pairs[..metadata.len()], &line).into_owned_static()
+        detect::detected_level(labels, &pairs[..metadata.len()], "").into_owned_static()
     } else {
         let pairs: Vec<(&str, &str)> = metadata
             .iter()
             .map(|(n, v)| (n.as_ref(), v.as_ref()))
             .collect();
-        detect::detected_level(stream, &pairs, &line).into_owned_static()
-    }
+        detect::detected_level(labels, &pairs, "").into_owned_static()
+    })
 }
 
 /// Whether a metadata field is, or names, a level: then the line's words do not decide.
@@ -102,7 +95,6 @@ impl IntoStatic for Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn service_name_from_app_or_unknown() {
@@ -117,61 +109,32 @@ mod tests {
         assert_eq!(l.get("service_name"), Some("mine"));
     }
 
-    proptest::proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        /// The shortcut finds the level Loki's rules in `logql::detect` find, on lines
-        /// made of level words, boundaries, JSON and logfmt pieces with and without level
-        /// fields, and noise.
-        #[test]
-        fn plain_lines_get_the_level_logql_detects(
-            parts in proptest::collection::vec(
-                proptest::prop_oneof![
-                    proptest::sample::select(vec![
-                        "trace", "DEBUG", "Fatal", "critical", "error", "err", "ERR",
-                        "warning", "Warn", "info", "INFO", "inform", "errors", "xerror",
-                    ]).prop_map(str::to_string),
-                    proptest::sample::select(vec![
-                        " ", "\t", "[", "]", "(", ")", ":", ",", "!", "\"", "'", "|", "}",
-                        "-", ".", "/", "\n", "{", "=",
-                    ]).prop_map(str::to_string),
-                    proptest::sample::select(vec![
-                        "level=", "LVL=warn ", "Severity=", "lvl", "\"level\":\"", "{\"msg\":\"",
-                        "{\"severity\":\"error\"}", "\"}", "{\"log\":{\"level\":\"debug\"}}",
-                        "x=1 ", "status=500 ", "severity_text=fatal",
-                    ]).prop_map(str::to_string),
-                    "[a-zA-Z0-9 ]{0,6}",
-                    // Long runs, so lines cross the scan's 64-byte chunks.
-                    "[a-z]{50,70}",
-                    proptest::collection::vec(any::<u8>(), 0..4)
-                        .prop_map(|b: Vec<u8>| String::from_utf8_lossy(&b).into_owned()),
-                ],
-                0..12,
-            ),
-        ) {
-            let line = parts.concat();
-            let none = Labels::new();
-            let want = detect::detected_level(&none, &[], &line).into_owned();
-            let got = level_of(&none, &[], line.as_bytes());
-            prop_assert_eq!(got.as_ref(), want.as_str(), "line {:?}", line);
-        }
-    }
-
     #[test]
-    fn levels_borrow_static_words() {
-        let l = Labels::from_pairs([("app", "api")]);
-        let lv = level_of(&l, &[], br#"{"level":"warning","msg":"x"}"#);
-        assert_eq!(lv, "warn");
-        assert!(matches!(lv, Cow::Borrowed(_)));
+    fn levels_named_by_labels_or_metadata_are_stored() {
+        let plain = StreamLabels {
+            labels: Labels::from_pairs([("app", "api")]),
+            text: String::new(),
+            has_level_label: false,
+        };
+        // The line decides: nothing to store.
+        assert_eq!(stored_level(&plain, &[]), None);
+        let md = [(Cow::Borrowed("trace_id"), Cow::Borrowed("abc"))];
+        assert_eq!(stored_level(&plain, &md), None);
         let md = [(Cow::Borrowed("level"), Cow::Borrowed("ERROR"))];
-        assert_eq!(level_of(&l, &md, b"plain"), "error");
-        assert_eq!(level_of(&l, &[], b"nothing here"), "unknown");
-        // A stream label that names a level wins over the line.
+        let lv = stored_level(&plain, &md).unwrap();
+        assert_eq!(lv, "error");
+        assert!(matches!(lv, Cow::Borrowed(_)));
+        // A client's own detected_level, normalised; an unknown word kept.
+        let md = [(Cow::Borrowed("detected_level"), Cow::Borrowed("WARNING"))];
+        assert_eq!(stored_level(&plain, &md).unwrap(), "warn");
+        let md = [(Cow::Borrowed("severity"), Cow::Borrowed("notice"))];
+        assert_eq!(stored_level(&plain, &md).unwrap(), "notice");
+        // A stream label that names a level wins over the metadata.
         let s = StreamLabels {
             labels: Labels::from_pairs([("app", "api"), ("level", "debug")]),
             text: String::new(),
             has_level_label: true,
         };
-        assert_eq!(detected_level(&s, &[], b"ERROR boom"), "debug");
+        assert_eq!(stored_level(&s, &md).unwrap(), "debug");
     }
 }

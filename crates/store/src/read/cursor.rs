@@ -74,6 +74,17 @@ struct Open {
     remap: Vec<u32>,
 }
 
+impl Data {
+    /// The entries, and the batch to take their metadata from when `cols` asks for it.
+    fn batches(&self, cols: Columns) -> (&Batch, &Batch) {
+        match self {
+            Data::Owned(b) => (b, b),
+            Data::Head(c) if cols.metadata => (&c.batch, c.metadata()),
+            Data::Head(c) => (&c.batch, &c.batch),
+        }
+    }
+}
+
 impl Open {
     fn batch(&self) -> &Batch {
         match &self.data {
@@ -319,10 +330,7 @@ impl Cursor {
         let cols = self.columns;
         let copy_lines = self.copy_lines;
         let o = &mut self.open[i];
-        let b = match &o.data {
-            Data::Owned(b) => b,
-            Data::Head(c) => &c.batch,
-        };
+        let (b, m) = o.data.batches(cols);
         let out = &mut self.out;
         out.timestamps.push(b.timestamps[idx]);
         out.line_lengths.push(b.line_lengths[idx]);
@@ -331,18 +339,18 @@ impl Cursor {
             out.line_offsets.push(out.line_data.len() as u32);
         }
         if cols.metadata {
-            let ids = b.metadata_ids(idx);
+            let ids = m.metadata_ids(idx);
             if !ids.is_empty() {
                 if out.metadata_offsets.is_empty() {
                     out.metadata_offsets.resize(out.timestamps.len(), 0);
                 }
-                if o.remap.len() < b.metadata_dict.len() {
-                    o.remap.resize(b.metadata_dict.len(), u32::MAX);
+                if o.remap.len() < m.metadata_dict.len() {
+                    o.remap.resize(m.metadata_dict.len(), u32::MAX);
                 }
                 for &id in ids {
                     let r = &mut o.remap[id as usize];
                     if *r == u32::MAX {
-                        out.metadata_dict.push(b.metadata_dict[id as usize].clone());
+                        out.metadata_dict.push(m.metadata_dict[id as usize].clone());
                         *r = (out.metadata_dict.len() - 1) as u32;
                     }
                     out.metadata_ids.push(*r);
@@ -362,10 +370,7 @@ impl Cursor {
         let copy_lines = self.copy_lines;
         let room = BATCH - self.out.len();
         let o = &mut self.open[0];
-        let b = match &o.data {
-            Data::Owned(b) => b,
-            Data::Head(c) => &c.batch,
-        };
+        let (b, m) = o.data.batches(cols);
         // The entries still to read, as an index range in ascending order.
         let (from, to) = (
             o.lo + if dir == Direction::Forward { o.k } else { 0 },
@@ -390,7 +395,7 @@ impl Cursor {
         }
         o.k += to - from;
         let out = &mut self.out;
-        let has_meta = cols.metadata && !b.metadata_offsets.is_empty();
+        let has_meta = cols.metadata && !m.metadata_offsets.is_empty();
         match dir {
             Direction::Forward => {
                 out.timestamps.extend_from_slice(&b.timestamps[from..to]);
@@ -450,17 +455,17 @@ impl Cursor {
                 idx.reverse();
             }
             for (j, i) in idx.into_iter().enumerate() {
-                let ids = if has_meta { b.metadata_ids(i) } else { &[] };
+                let ids = if has_meta { m.metadata_ids(i) } else { &[] };
                 if !ids.is_empty() && out.metadata_offsets.is_empty() {
                     out.metadata_offsets.resize(first_new + j + 1, 0);
                 }
-                if o.remap.len() < b.metadata_dict.len() {
-                    o.remap.resize(b.metadata_dict.len(), u32::MAX);
+                if o.remap.len() < m.metadata_dict.len() {
+                    o.remap.resize(m.metadata_dict.len(), u32::MAX);
                 }
                 for &id in ids {
                     let r = &mut o.remap[id as usize];
                     if *r == u32::MAX {
-                        out.metadata_dict.push(b.metadata_dict[id as usize].clone());
+                        out.metadata_dict.push(m.metadata_dict[id as usize].clone());
                         *r = (out.metadata_dict.len() - 1) as u32;
                     }
                     out.metadata_ids.push(*r);

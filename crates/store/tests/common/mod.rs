@@ -36,6 +36,22 @@ pub fn labels(s: &str) -> Labels {
 /// One owned entry: (ts, line, metadata).
 pub type Entry = (i64, String, Vec<(String, String)>);
 
+/// `entries` as the store reads them back: each without a `detected_level` gets its
+/// line's.
+pub fn leveled(entries: &[Entry]) -> Vec<Entry> {
+    entries
+        .iter()
+        .map(|(ts, line, meta)| {
+            let mut meta = meta.clone();
+            if !meta.iter().any(|(n, _)| n == "detected_level") {
+                let level = logql::detect::line_level(line.as_bytes());
+                meta.push(("detected_level".to_string(), level.to_string()));
+            }
+            (*ts, line.clone(), meta)
+        })
+        .collect()
+}
+
 pub fn append(
     rt: &tokio::runtime::Runtime,
     store: &Store,
