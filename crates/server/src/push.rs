@@ -2,9 +2,10 @@
 //!
 //! One request goes: tenant → body (bounded, decompressed) → decode in place (protobuf or
 //! JSON) → per stream, its label string from the [`labels::LabelCache`] → per entry, the
-//! limits and `detected_level` → one `store.append` of every valid stream → 204. Streams and
-//! entries that break a rule are left out and named in a 400 answer; the rest of the same
-//! request is stored, as Loki does.
+//! limits and a `detected_level` the labels or metadata name (the store derives the rest)
+//! → one `store.append` of every valid stream → 204. Streams and entries that break a rule
+//! are left out and named in a 400 answer; the rest of the same request is stored, as Loki
+//! does.
 //!
 //! Cost: a handful of vectors per request, none per line; lines and metadata stay borrowed
 //! from the decoded buffer until the store has them.

@@ -7,6 +7,7 @@
 //! lengths      line lengths in byte planes                          ─┘ (one ranged read)
 //! lines        templates and variables (crate::templated)           ── only with Columns::lines
 //! metadata     per-block dictionary of (name, value), per entry ids ── only with Columns::metadata
+//!              (every entry has a detected_level; see MetadataEncoder)
 //! fields       JSON or logfmt fields' tokens, per name a dictionary and codes ── on request
 //! ```
 //!
