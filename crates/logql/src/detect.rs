@@ -63,6 +63,8 @@ pub mod level {
     pub const CRITICAL: &str = "critical";
     pub const FATAL: &str = "fatal";
     pub const UNKNOWN: &str = "unknown";
+    /// Every level [`super::line_level`] gives.
+    pub const ALL: [&str; 8] = [TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, FATAL, UNKNOWN];
 }
 
 /// The `service_name` Loki adds to a stream: `None` when the stream already has one,

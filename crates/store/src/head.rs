@@ -18,8 +18,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use logql::Batch;
-use logql::detect::DETECTED_LEVEL;
-use parking_lot::RwLock;
+use logql::detect::{DETECTED_LEVEL, level, line_level};
+use parking_lot::{Mutex, RwLock};
 
 use dict::DictIndex;
 
@@ -59,60 +59,85 @@ impl HeadChunk {
         self.batch.line_data.len() as u64
     }
 
+    /// A chunk whose entry `j` came from entry `kept[j]` of an active chunk whose lines'
+    /// levels are `levels` (see [`HeadStream::snapshot`]): its read metadata is made now.
+    fn with_levels(batch: Batch, levels: &[u8], kept: &[u32]) -> HeadChunk {
+        let c = HeadChunk::new(batch);
+        let m = leveled_metadata(&c.batch, |j| level_of_code(levels[kept[j] as usize]));
+        let _ = c.metadata.set(m);
+        c
+    }
+
     /// The entries' metadata (only `metadata_dict`, `metadata_offsets` and `metadata_ids`
     /// are set) with, for each entry without a `detected_level`, the one its line implies:
     /// what a block written from the chunk will hold (see [`crate::block`]). The push path
     /// leaves that pair out when the line alone decides it, so that the work is done per
-    /// template when blocks are written, not per line; reads of the head do it here, once
-    /// per chunk.
+    /// template when blocks are written, not per line; reads of the heads do it once per
+    /// line (see [`HeadStream::snapshot`]).
     pub fn metadata(&self) -> &Batch {
-        self.metadata.get_or_init(|| {
-            let b = &self.batch;
-            let mut m = Batch {
-                metadata_dict: b.metadata_dict.clone(),
-                ..Batch::default()
-            };
-            let own: Vec<bool> = m
-                .metadata_dict
-                .iter()
-                .map(|(n, _)| n == DETECTED_LEVEL)
-                .collect();
-            m.metadata_offsets.reserve(b.len() + 1);
-            m.metadata_offsets.push(0);
-            m.metadata_ids.reserve(b.metadata_ids.len() + b.len());
-            // Dictionary ids of the derived levels, by level.
-            let mut derived: Vec<(&'static str, u32)> = Vec::new();
-            for i in 0..b.len() {
-                let ids = b.metadata_ids(i);
-                m.metadata_ids.extend_from_slice(ids);
-                if !ids.iter().any(|&id| own[id as usize]) {
-                    let level = logql::detect::line_level(b.line(i));
-                    let id = match derived.iter().find(|(l, _)| *l == level) {
-                        Some(&(_, id)) => id,
+        self.metadata
+            .get_or_init(|| leveled_metadata(&self.batch, |j| line_level(self.batch.line(j))))
+    }
+}
+
+/// `b`'s metadata with, for each entry without a `detected_level`, the pair of `level(i)`
+/// (entry `i`'s line's level) added.
+fn leveled_metadata(b: &Batch, mut level: impl FnMut(usize) -> &'static str) -> Batch {
+    let mut m = Batch {
+        metadata_dict: b.metadata_dict.clone(),
+        ..Batch::default()
+    };
+    let own: Vec<bool> = m
+        .metadata_dict
+        .iter()
+        .map(|(n, _)| n == DETECTED_LEVEL)
+        .collect();
+    m.metadata_offsets.reserve(b.len() + 1);
+    m.metadata_offsets.push(0);
+    m.metadata_ids.reserve(b.metadata_ids.len() + b.len());
+    // Dictionary ids of the derived levels, by level.
+    let mut derived: Vec<(&'static str, u32)> = Vec::new();
+    for i in 0..b.len() {
+        let ids = b.metadata_ids(i);
+        m.metadata_ids.extend_from_slice(ids);
+        if !ids.iter().any(|&id| own[id as usize]) {
+            let level = level(i);
+            let id = match derived.iter().find(|(l, _)| *l == level) {
+                Some(&(_, id)) => id,
+                None => {
+                    let id = match m
+                        .metadata_dict
+                        .iter()
+                        .position(|(n, v)| n == DETECTED_LEVEL && v == level)
+                    {
+                        Some(id) => id as u32,
                         None => {
-                            let id = match m
-                                .metadata_dict
-                                .iter()
-                                .position(|(n, v)| n == DETECTED_LEVEL && v == level)
-                            {
-                                Some(id) => id as u32,
-                                None => {
-                                    m.metadata_dict
-                                        .push((DETECTED_LEVEL.to_string(), level.to_string()));
-                                    (m.metadata_dict.len() - 1) as u32
-                                }
-                            };
-                            derived.push((level, id));
-                            id
+                            m.metadata_dict
+                                .push((DETECTED_LEVEL.to_string(), level.to_string()));
+                            (m.metadata_dict.len() - 1) as u32
                         }
                     };
-                    m.metadata_ids.push(id);
+                    derived.push((level, id));
+                    id
                 }
-                m.metadata_offsets.push(m.metadata_ids.len() as u32);
-            }
-            m
-        })
+            };
+            m.metadata_ids.push(id);
+        }
+        m.metadata_offsets.push(m.metadata_ids.len() as u32);
     }
+    m
+}
+
+/// A level as one byte: its index in [`level::ALL`].
+fn level_code(l: &'static str) -> u8 {
+    level::ALL
+        .iter()
+        .position(|&k| k == l)
+        .unwrap_or(level::ALL.len() - 1) as u8
+}
+
+fn level_of_code(c: u8) -> &'static str {
+    level::ALL[usize::from(c).min(level::ALL.len() - 1)]
 }
 
 /// One stream's entries in a memtable.
@@ -122,6 +147,10 @@ pub struct HeadStream {
     active: Batch,
     /// (name, value) to its id in `active.metadata_dict`.
     meta_ids: DictIndex,
+    /// The levels of the lines of the active chunk's first entries ([`level_code`]s),
+    /// found by reads so far: each read copies the active chunk, and would otherwise scan
+    /// all its lines again (see [`HeadChunk::metadata`]).
+    active_levels: Mutex<Vec<u8>>,
     pub min_ts: i64,
     pub max_ts: i64,
 }
@@ -132,6 +161,7 @@ impl Default for HeadStream {
             frozen: Vec::new(),
             active: Batch::default(),
             meta_ids: DictIndex::default(),
+            active_levels: Mutex::new(Vec::new()),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
         }
@@ -186,16 +216,27 @@ impl HeadStream {
         if self.active.is_empty() {
             return;
         }
+        let levels = std::mem::take(self.active_levels.get_mut());
+        let all_levels = levels.len() == self.active.len();
         // In-order entries (the usual case) are moved, not copied.
         let chunk = if is_strictly_sorted(&self.active) {
             let mut batch = std::mem::take(&mut self.active);
             Room::of(&batch).reserve(&mut self.active);
             trim(&mut batch);
-            HeadChunk::new(batch)
+            if all_levels {
+                let kept: Vec<u32> = (0..batch.len() as u32).collect();
+                HeadChunk::with_levels(batch, &levels, &kept)
+            } else {
+                HeadChunk::new(batch)
+            }
         } else {
-            let c = sorted_chunk(&self.active);
+            let (batch, kept) = sorted_copy(&self.active);
             self.active.clear();
-            c
+            if all_levels {
+                HeadChunk::with_levels(batch, &levels, &kept)
+            } else {
+                HeadChunk::new(batch)
+            }
         };
         self.frozen.push(Arc::new(chunk));
         self.meta_ids.clear();
@@ -209,7 +250,24 @@ impl HeadStream {
             }
         }
         if !self.active.is_empty() {
-            let c = sorted_chunk(&self.active);
+            // The levels of the lines no read has seen yet: a few per read, not all.
+            let mut levels = self.active_levels.lock();
+            let b = &self.active;
+            for i in levels.len()..b.len() {
+                let own = b
+                    .metadata_ids(i)
+                    .iter()
+                    .any(|&id| b.metadata_dict[id as usize].0 == DETECTED_LEVEL);
+                // An entry with its own level needs none (any code will do).
+                levels.push(if own {
+                    0
+                } else {
+                    level_code(line_level(b.line(i)))
+                });
+            }
+            let (batch, kept) = sorted_copy(&self.active);
+            let c = HeadChunk::with_levels(batch, &levels, &kept);
+            drop(levels);
             if c.max_ts >= start && c.min_ts < end {
                 out.push(Arc::new(c));
             }
@@ -341,6 +399,11 @@ fn is_strictly_sorted(b: &Batch) -> bool {
 /// A sorted, de-duplicated copy of `b` (entries in any order); equal timestamps keep
 /// their order in `b`.
 pub fn sorted_chunk(b: &Batch) -> HeadChunk {
+    HeadChunk::new(sorted_copy(b).0)
+}
+
+/// A sorted, de-duplicated copy of `b`, and per entry of the copy, its index in `b`.
+fn sorted_copy(b: &Batch) -> (Batch, Vec<u32>) {
     let n = b.len();
     let sorted = is_strictly_sorted(b);
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -349,14 +412,28 @@ pub fn sorted_chunk(b: &Batch) -> HeadChunk {
         order.sort_by_key(|&x| b.timestamps[x as usize]);
     }
     let mut out = Batch::default();
-    copy_entries(b, &order, &mut out, &mut DictIndex::default());
-    HeadChunk::new(out)
+    let mut kept = Vec::with_capacity(n);
+    copy_entries(
+        b,
+        &order,
+        &mut out,
+        &mut DictIndex::default(),
+        Some(&mut kept),
+    );
+    (out, kept)
 }
 
 /// Appends the entries `order` of `src` (sorted by timestamp) to `dst`, dropping exact
-/// duplicates of an entry already in `dst` with the same timestamp. Metadata ids are
-/// remapped into `dst`'s dictionary.
-fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch, dst_dict: &mut DictIndex) {
+/// duplicates of an entry already in `dst` with the same timestamp, and the indexes in
+/// `src` of those it appended to `kept`. Metadata ids are remapped into `dst`'s
+/// dictionary.
+fn copy_entries(
+    src: &Batch,
+    order: &[u32],
+    dst: &mut Batch,
+    dst_dict: &mut DictIndex,
+    mut kept: Option<&mut Vec<u32>>,
+) {
     let has_meta = !src.metadata_offsets.is_empty();
     if dst.line_offsets.is_empty() {
         dst.line_offsets.push(0);
@@ -376,6 +453,9 @@ fn copy_entries(src: &Batch, order: &[u32], dst: &mut Batch, dst_dict: &mut Dict
         let line = src.line(i);
         if run.contains(dst, dst.len(), ts, line) {
             continue;
+        }
+        if let Some(k) = kept.as_mut() {
+            k.push(i as u32);
         }
         dst.timestamps.push(ts);
         dst.line_lengths.push(line.len() as u32);
@@ -414,7 +494,7 @@ fn append_all(src: &Batch, dst: &mut Batch, dst_dict: &mut DictIndex) {
         }
     } else {
         let idx: Vec<u32> = (0..src.len() as u32).collect();
-        copy_entries(src, &idx, dst, dst_dict);
+        copy_entries(src, &idx, dst, dst_dict, None);
     }
 }
 
@@ -448,13 +528,13 @@ pub fn merge_chunks(chunks: &[Arc<HeadChunk>]) -> Batch {
     let mut all = Batch::default();
     for c in chunks {
         let idx: Vec<u32> = (0..c.batch.len() as u32).collect();
-        copy_entries(&c.batch, &idx, &mut all, &mut dict);
+        copy_entries(&c.batch, &idx, &mut all, &mut dict, None);
     }
     let n = all.len();
     let mut idx: Vec<u32> = (0..n as u32).collect();
     idx.sort_by_key(|&x| all.timestamps[x as usize]);
     let mut out2 = Batch::default();
-    copy_entries(&all, &idx, &mut out2, &mut DictIndex::default());
+    copy_entries(&all, &idx, &mut out2, &mut DictIndex::default(), None);
     out2
 }
 
@@ -675,6 +755,53 @@ mod tests {
         assert_eq!(m.metadata_dict.len(), 4);
         // The chunk itself is as pushed.
         assert!(chunks[0].batch.metadata(0).next().is_none());
+    }
+
+    /// Levels found by reads of the active chunk follow its entries through sorting,
+    /// duplicates and freezing.
+    #[test]
+    fn levels_found_by_reads_follow_entries_into_frozen_chunks() {
+        let lines = ["ERROR a", "info b", "warn c", "debug d", "nothing"];
+        let line = |k: usize| format!("{} {k}", lines[k % lines.len()]);
+        for shuffled in [false, true] {
+            let mut h = HeadStream::default();
+            let mut want: Vec<(i64, String)> = Vec::new();
+            for k in 0..CHUNK_ENTRIES + 300 {
+                let ts = if shuffled {
+                    ((k * 7919) % 5000) as i64
+                } else {
+                    k as i64
+                };
+                h.push(ts, line(k).as_bytes(), std::iter::empty()).unwrap();
+                want.push((ts, line(k)));
+                if shuffled && k % 3 == 0 {
+                    // An exact duplicate, dropped by the copy.
+                    h.push(ts, line(k).as_bytes(), std::iter::empty()).unwrap();
+                }
+                if k % 700 == 0 {
+                    // A read between pushes: the active chunk's levels so far are kept.
+                    h.snapshot(i64::MIN, i64::MAX, &mut Vec::new());
+                }
+            }
+            let mut chunks = Vec::new();
+            h.snapshot(i64::MIN, i64::MAX, &mut chunks);
+            assert_eq!(chunks.len(), 2, "one frozen chunk and the active one");
+            let mut got = 0;
+            for c in &chunks {
+                let m = c.metadata();
+                for j in 0..c.batch.len() {
+                    let l = std::str::from_utf8(c.batch.line(j)).unwrap();
+                    let level = logql::detect::line_level(l.as_bytes());
+                    assert_eq!(
+                        m.metadata(j).collect::<Vec<_>>(),
+                        vec![("detected_level", level)],
+                        "{l} (shuffled: {shuffled})"
+                    );
+                    got += 1;
+                }
+            }
+            assert_eq!(got, want.len());
+        }
     }
 
     #[test]
