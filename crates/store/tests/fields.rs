@@ -224,18 +224,9 @@ fn both(streams: &[(bool, Vec<(String, u8)>)]) -> (Vec<String>, Vec<String>) {
         // The store adds the line's detected_level to entries without one.
         mem.push(
             l.clone(),
-            entries.iter().map(|e| {
-                let mut metadata = e.2.clone();
-                if !metadata.iter().any(|(n, _)| n == "detected_level") {
-                    let level = logql::detect::line_level(e.1.as_bytes());
-                    metadata.push(("detected_level".into(), level.into()));
-                }
-                MemoryEntry {
-                    ts: e.0,
-                    line: e.1.clone(),
-                    metadata,
-                }
-            }),
+            leveled(&entries)
+                .into_iter()
+                .map(|(ts, line, metadata)| MemoryEntry { ts, line, metadata }),
         );
         let mid = entries.len().div_ceil(2);
         halves[0].push((l.clone(), entries[..mid].to_vec()));
